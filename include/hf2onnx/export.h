@@ -1,0 +1,30 @@
+// The export pipeline as a library call: MODEL_DIR → OUT_DIR/model.onnx (+ copied config/tokenizer files).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hf2onnx {
+
+struct ExportOptions {
+  std::filesystem::path model_dir, out_dir;
+  std::string task = "auto";
+  int opset = 17;
+  std::optional<std::filesystem::path> report;  // --report FILE.json
+  bool force_external_data = false;             // write model.onnx_data even below 2 GB (tests)
+};
+
+struct ExportResult {
+  std::string architecture, task;
+  int opset = 0;
+  size_t node_count = 0;
+  std::vector<std::pair<std::string, uint64_t>> files;         // final paths and sizes
+  std::vector<std::pair<std::string, double>> stage_seconds;   // in pipeline order
+};
+
+ExportResult export_model(const ExportOptions& options);
+
+}  // namespace hf2onnx

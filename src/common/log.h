@@ -1,0 +1,38 @@
+// Logging helpers shared by every stage: a stage timer that logs one line with its duration.
+#pragma once
+#include <chrono>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace hf2onnx {
+
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Progress on stderr for long steps ("writing weights  42%"); silent unless stderr is a terminal
+// and the log level is info or more verbose.
+class Progress {
+ public:
+  Progress(std::string label, uint64_t total);
+  ~Progress();
+  void advance(uint64_t n);
+
+ private:
+  std::string label_;
+  uint64_t total_, done_ = 0;
+  int last_percent_ = -1;
+  bool enabled_;
+};
+
+std::string format_bytes(uint64_t bytes);
+
+}  // namespace hf2onnx

@@ -1,0 +1,33 @@
+// Lowers a traced aten graph to an ONNX model through the versioned lowering table.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "export/onnx_writer.h"
+#include "export/trace.h"
+
+namespace hf2onnx {
+
+struct GraphIO {
+  std::string name;
+  std::vector<std::string> dims;  // dynamic dim names; "" where the dim is static
+};
+
+struct LoweredModel {
+  onnx::ModelProto model;  // without the initializers' bytes
+  std::vector<Initializer> initializers;
+};
+
+struct LowerOptions {
+  int opset = 17;
+  std::vector<GraphIO> inputs, outputs;
+  std::string doc_string;
+  std::map<std::string, std::string> metadata;
+};
+
+LoweredModel lower_to_onnx(const TracedGraph& traced, const LowerOptions& options);
+
+}  // namespace hf2onnx

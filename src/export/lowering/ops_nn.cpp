@@ -1,0 +1,116 @@
+// Neural-network ops: linear / matmul, embedding, softmax, layer_norm (native at opset 17,
+// decomposed below), reductions.
+#include "export/lowering/table.h"
+#include "hf2onnx/error.h"
+
+namespace hf2onnx {
+namespace {
+
+// linear(x, W, b) → MatMul(x, Wᵀ) + b. Wᵀ is stored as the initializer when W is a weight used only
+// here, so the quantizer and ORT see MatMul with a constant [in, out] B.
+void lower_linear(LoweringContext& ctx, const Node* n) {
+  const Value* w = n->input(1);
+  ctx.scope_from_weight(w);
+  std::string y = ctx.emit1("MatMul", {ctx.name(n->input(0)), ctx.weight_transposed(w)});
+  if (!ctx.is_none(n->input(2))) y = ctx.emit1("Add", {y, ctx.name(n->input(2))});
+  ctx.bind(n->output(), y);
+}
+
+void lower_matmul(LoweringContext& ctx, const Node* n) {
+  ctx.bind(n->output(), ctx.emit1("MatMul", {ctx.name(n->input(0)), ctx.name(n->input(1))}));
+}
+
+// embedding(weight, indices, padding_idx, scale_grad, sparse) → Gather
+void lower_embedding(LoweringContext& ctx, const Node* n) {
+  const Value* w = n->input(0);
+  ctx.scope_from_weight(w);
+  ctx.bind(n->output(), ctx.emit1("Gather", {ctx.name(w), ctx.name(n->input(1))}));
+}
+
+// softmax(x, dim, dtype)
+template <const char* Op>
+void lower_softmax(LoweringContext& ctx, const Node* n) {
+  const Value* x = n->input(0);
+  std::string in = ctx.cast(ctx.name(x), ctx.dtype(x), ctx.dtype(n->output()));
+  ctx.bind(n->output(), ctx.emit1(Op, {in}, {Attr::of("axis", ctx.to_int(n->input(1)))}));
+}
+constexpr char kSoftmax[] = "Softmax", kLogSoftmax[] = "LogSoftmax";
+
+struct LayerNormArgs {
+  std::string x, weight, bias;  // weight / bias empty when None
+  std::vector<int64_t> axes;
+  double eps;
+};
+LayerNormArgs layer_norm_args(LoweringContext& ctx, const Node* n) {
+  // layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
+  LayerNormArgs a;
+  a.x = ctx.name(n->input(0));
+  int64_t k = static_cast<int64_t>(ctx.to_ints(n->input(1)).size());
+  for (int64_t i = -k; i < 0; ++i) a.axes.push_back(i);
+  if (!ctx.is_none(n->input(2))) a.weight = ctx.name(n->input(2));
+  if (!ctx.is_none(n->input(3))) a.bias = ctx.name(n->input(3));
+  a.eps = ctx.to_double(n->input(4));
+  return a;
+}
+
+// Opset < 17: (x - mean) / sqrt(var + eps) * w + b, the pattern ONNX Runtime fuses into LayerNormalization.
+void lower_layer_norm_decomposed(LoweringContext& ctx, const Node* n) {
+  auto a = layer_norm_args(ctx, n);
+  auto t = ctx.dtype(n->output());
+  auto mean = ctx.emit1("ReduceMean", {a.x}, {Attr::of("axes", a.axes)});
+  auto centered = ctx.emit1("Sub", {a.x, mean});
+  auto var = ctx.emit1("ReduceMean", {ctx.emit1("Pow", {centered, ctx.const_scalar(t, 2.0)})}, {Attr::of("axes", a.axes)});
+  auto denom = ctx.emit1("Sqrt", {ctx.emit1("Add", {var, ctx.const_scalar(t, a.eps)})});
+  std::string y = ctx.emit1("Div", {centered, denom});
+  if (!a.weight.empty()) y = ctx.emit1("Mul", {y, a.weight});
+  if (!a.bias.empty()) y = ctx.emit1("Add", {y, a.bias});
+  ctx.bind(n->output(), y);
+}
+
+// Opset 17: LayerNormalization (its Scale input is required: ones when the module has no weight).
+void lower_layer_norm_native(LoweringContext& ctx, const Node* n) {
+  auto a = layer_norm_args(ctx, n);
+  if (a.weight.empty()) {
+    auto shape = ctx.to_ints(n->input(1));
+    a.weight = ctx.const_tensor(torch::ones(shape, ctx.dtype(n->output())), "ones");
+  }
+  std::vector<std::string> inputs{a.x, a.weight};
+  if (!a.bias.empty()) inputs.push_back(a.bias);
+  ctx.bind(n->output(), ctx.emit1("LayerNormalization", inputs,
+                                  {Attr::of("axis", a.axes.front()), Attr::of("epsilon", a.eps)}));
+}
+
+// mean(x, dims, keepdim, dtype) — axes are an attribute until opset 18.
+void lower_mean(LoweringContext& ctx, const Node* n) {
+  if (n->inputs().size() < 3) throw Error("aten::mean over all dims is not supported");
+  std::vector<int64_t> axes = ctx.to_ints(n->input(1));
+  int64_t keep = ctx.to_bool(n->input(2)) ? 1 : 0;
+  std::string x = ctx.cast(ctx.name(n->input(0)), ctx.dtype(n->input(0)), ctx.dtype(n->output()));
+  ctx.bind(n->output(), ctx.emit1("ReduceMean", {x}, {Attr::of("axes", axes), Attr::of("keepdims", keep)}));
+}
+
+// sum(x, dims, keepdim, dtype) — axes are an input since opset 13.
+void lower_sum(LoweringContext& ctx, const Node* n) {
+  if (n->inputs().size() < 3) throw Error("aten::sum over all dims is not supported");
+  std::string x = ctx.cast(ctx.name(n->input(0)), ctx.dtype(n->input(0)), ctx.dtype(n->output()));
+  int64_t keep = ctx.to_bool(n->input(2)) ? 1 : 0;
+  ctx.bind(n->output(),
+           ctx.emit1("ReduceSum", {x, ctx.const_ints(ctx.to_ints(n->input(1)))}, {Attr::of("keepdims", keep)}));
+}
+
+}  // namespace
+
+void register_nn_ops(LoweringTable& t) {
+  t.add("aten::linear", 14, lower_linear);
+  t.add("aten::matmul", 14, lower_matmul);
+  t.add("aten::bmm", 14, lower_matmul);
+  t.add("aten::embedding", 14, lower_embedding);
+  t.add("aten::softmax", 14, lower_softmax<kSoftmax>);
+  t.add("aten::log_softmax", 14, lower_softmax<kLogSoftmax>);
+  t.add("aten::layer_norm", 14, lower_layer_norm_decomposed);
+  t.add("aten::layer_norm", 17, lower_layer_norm_native);
+  t.add("aten::mean", 14, lower_mean);
+  t.add("aten::sum", 14, lower_sum);
+}
+
+}  // namespace hf2onnx

@@ -1,0 +1,161 @@
+// export_model: config → checkpoint → module tree → trace → lowering → check → write, one log line
+// per stage with its time.
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+#include "export/lower_graph.h"
+#include "export/onnx_check.h"
+#include "export/onnx_writer.h"
+#include "export/output_dir.h"
+#include "export/trace.h"
+#include "hf/checkpoint.h"
+#include "hf/config.h"
+#include "hf2onnx/error.h"
+#include "hf2onnx/export.h"
+#include "models/loader.h"
+#include "models/model.h"
+#include "models/registry.h"
+
+namespace hf2onnx {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Files that travel with the model (Optimum / transformers.js layout).
+const char* const kCompanionFiles[] = {
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
+    "sentencepiece.bpe.model", "source.spm", "target.spm", "preprocessor_config.json"};
+
+// The two trace shapes: neither is a fixture's shape (2×7, 3×11), and every size differs between them.
+const DimSizes kTraceShapeA = {{"batch_size", 4}, {"sequence_length", 9}};
+const DimSizes kTraceShapeB = {{"batch_size", 5}, {"sequence_length", 13}};
+
+Task resolve_task(const std::string& requested, const ArchEntry& arch, const std::string& where) {
+  if (requested == "auto") return arch.task;
+  auto task = task_from_name(requested);
+  std::string supported;
+  for (Task t : family_tasks(arch.family)) supported += (supported.empty() ? "" : ", ") + std::string(task_name(t));
+  if (!task) throw Error("unknown task '" + requested + "' (tasks of " + arch.family + " models: " + supported + ")");
+  for (Task t : family_tasks(arch.family))
+    if (t == *task) return t;
+  throw Error(where + ": task '" + requested + "' is not supported by " + arch.family + " models (supported: " +
+              supported + ")");
+}
+
+std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
+  std::vector<GraphIO> out;
+  for (const auto& s : specs) out.push_back({s.name, s.dims});
+  return out;
+}
+
+}  // namespace
+
+ExportResult export_model(const ExportOptions& opt) {
+  ExportResult result;
+  Stopwatch total;
+  auto stage = [&](const std::string& name, Stopwatch& sw) {
+    result.stage_seconds.emplace_back(name, sw.seconds());
+    return sw.seconds();
+  };
+
+  Stopwatch sw;
+  const fs::path config_path = opt.model_dir / "config.json";
+  if (!fs::is_directory(opt.model_dir)) throw Error(opt.model_dir.string() + ": not a directory");
+  hf::Config config = hf::Config::load(config_path);
+  const ArchEntry& arch = find_architecture(config.architecture(), config_path.string());
+  const Task task = resolve_task(opt.task, arch, config_path.string());
+  result.architecture = arch.architecture;
+  result.task = task_name(task);
+  result.opset = opt.opset;
+  hf::Checkpoint checkpoint = hf::load_checkpoint(opt.model_dir);
+  spdlog::info("read {}: {} tensors, {} ({}) in {:.2f} s", opt.model_dir.string(), checkpoint.tensors.size(),
+               format_bytes(checkpoint.total_bytes()), checkpoint.format, stage("read", sw));
+
+  sw = Stopwatch();
+  BuildContext build{config, task, [&](const std::string& key) {
+                       for (const auto& [k, t] : checkpoint.tensors)
+                         if (k == key || (k.size() > key.size() && k.compare(k.size() - key.size(), key.size(), key) == 0 &&
+                                          k[k.size() - key.size() - 1] == '.'))
+                           return true;
+                       return false;
+                     }};
+  std::shared_ptr<ExportModel> model = with_context(config_path.string(), [&] { return arch.build(build); });
+  const bool strict = task == arch.task;
+  LoadSummary loaded = load_weights(*model->module, checkpoint, model->load_rules, strict, opt.model_dir.string());
+  for (const auto& k : loaded.unused) spdlog::debug("not used by the {} export: {}", result.task, k);
+  if (!loaded.unused.empty())
+    spdlog::info("{} checkpoint tensors are not part of the {} export", loaded.unused.size(), result.task);
+  spdlog::info("built {} for {}: {} parameters in {:.2f} s", arch.architecture, result.task, loaded.parameters,
+               stage("build", sw));
+
+  sw = Stopwatch();
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& item : model->module->named_parameters(true))
+    params.emplace_back(loaded.checkpoint_keys.at(item.key()), item.value());
+  TracedGraph traced = trace_twice(model->forward, model->example_inputs(kTraceShapeA),
+                                   model->example_inputs(kTraceShapeB), params);
+  spdlog::info("traced: {} aten nodes in {:.2f} s", std::distance(traced.graph->nodes().begin(), traced.graph->nodes().end()),
+               stage("trace", sw));
+
+  sw = Stopwatch();
+  LowerOptions lower;
+  lower.opset = opt.opset;
+  lower.inputs = graph_io(model->inputs);
+  lower.outputs = graph_io(model->outputs);
+  lower.doc_string = std::string("Exported by hf2onnx " HF2ONNX_VERSION " from ") + arch.architecture + " (" +
+                     result.task + ")";
+  lower.metadata = {{"source_architecture", arch.architecture}, {"task", result.task}};
+  LoweredModel lowered = lower_to_onnx(traced, lower);
+  result.node_count = static_cast<size_t>(lowered.model.graph().node_size());
+  check_model(lowered.model, lowered.initializers);
+  spdlog::info("lowered to {} ONNX nodes at opset {}, {} initializers, checked in {:.2f} s", result.node_count, opt.opset,
+               lowered.initializers.size(), stage("lower", sw));
+
+  sw = Stopwatch();
+  OutputDir out(opt.out_dir);
+  write_onnx(lowered.model, lowered.initializers, out.stage("model.onnx"),
+             opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
+  for (const char* f : kCompanionFiles)
+    if (fs::exists(opt.model_dir / f)) out.copy_in(opt.model_dir / f, f);
+  for (const auto& p : out.commit()) result.files.emplace_back(p.string(), fs::file_size(p));
+  spdlog::info("wrote {} in {:.2f} s", out.final_dir().string(), stage("write", sw));
+  result.stage_seconds.emplace_back("total", total.seconds());
+
+  if (opt.report) {
+    nlohmann::json r;
+    r["architecture"] = result.architecture;
+    r["task"] = result.task;
+    r["opset"] = result.opset;
+    r["node_count"] = result.node_count;
+    std::map<std::string, int> op_counts;
+    for (const auto& n : lowered.model.graph().node()) op_counts[n.op_type()]++;
+    r["op_counts"] = op_counts;
+    auto io = [](const std::vector<TensorSpec>& specs, const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& vi : vis) {
+        nlohmann::json dims = nlohmann::json::array();
+        for (const auto& d : vi.type().tensor_type().shape().dim())
+          dims.push_back(d.has_dim_param() ? nlohmann::json(d.dim_param()) : nlohmann::json(d.dim_value()));
+        a.push_back({{"name", vi.name()}, {"elem_type", onnx::TensorProto_DataType_Name(vi.type().tensor_type().elem_type())}, {"dims", dims}});
+      }
+      return a;
+    };
+    r["inputs"] = io(model->inputs, lowered.model.graph().input());
+    r["outputs"] = io(model->outputs, lowered.model.graph().output());
+    for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
+    for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
+    r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
+                       {"bytes", checkpoint.total_bytes()}};
+    std::ofstream f(*opt.report);
+    if (!f) throw Error(opt.report->string() + ": cannot write the report");
+    f << r.dump(2) << "\n";
+  }
+  return result;
+}
+
+}  // namespace hf2onnx

@@ -1,0 +1,100 @@
+#include "hf/checkpoint.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "hf/safetensors.h"
+#include "hf/torch_bin.h"
+#include "hf2onnx/error.h"
+
+namespace hf2onnx::hf {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kCandidates[] = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                                   "pytorch_model.bin.index.json"};
+
+std::map<std::string, TensorData> read_weight_file(const fs::path& file) {
+  if (file.extension() == ".safetensors") return read_safetensors(file);
+  return read_torch_bin(file);
+}
+
+std::string format_of(const fs::path& file, const std::map<std::string, TensorData>& t) {
+  if (file.extension() == ".safetensors") return "safetensors";
+  std::ifstream in(file, std::ios::binary);
+  char sig[2] = {};
+  in.read(sig, 2);
+  return (sig[0] == 'P' && sig[1] == 'K') ? "pytorch zip" : "pytorch legacy";
+}
+
+}  // namespace
+
+uint64_t Checkpoint::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [k, t] : tensors) n += t.nbytes();
+  return n;
+}
+
+std::vector<fs::path> find_weight_files(const fs::path& dir) {
+  std::vector<fs::path> found;
+  for (const char* c : kCandidates)
+    if (fs::exists(dir / c)) found.push_back(dir / c);
+  return found;
+}
+
+Checkpoint load_checkpoint(const fs::path& dir) {
+  auto found = find_weight_files(dir);
+  if (found.empty())
+    throw Error(dir.string() + ": no weights found (expected model.safetensors, model.safetensors.index.json, "
+                "pytorch_model.bin or pytorch_model.bin.index.json)");
+  const fs::path& chosen = found.front();
+  Checkpoint ck;
+  if (chosen.extension() != ".json") {
+    ck.tensors = read_weight_file(chosen);
+    ck.files = {chosen};
+    ck.format = format_of(chosen, ck.tensors);
+    return ck;
+  }
+
+  // Sharded: {"weight_map": {"tensor name": "shard file"}}
+  std::ifstream in(chosen);
+  if (!in) throw Error(chosen.string() + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(chosen.string() + ": invalid JSON: " + e.what());
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw Error(chosen.string() + ": index has no 'weight_map' object");
+  std::map<std::string, std::set<std::string>> by_shard;
+  for (const auto& [name, shard] : index["weight_map"].items()) {
+    if (!shard.is_string()) throw Error(chosen.string() + ": weight_map entry '" + name + "' is not a file name");
+    std::string s = shard.get<std::string>();
+    if (s.find('/') != std::string::npos || s == "." || s == "..")
+      throw Error(chosen.string() + ": shard name '" + s + "' must be a file in the model folder");
+    by_shard[s].insert(name);
+  }
+  for (const auto& [shard, names] : by_shard) {
+    fs::path file = dir / shard;
+    if (!fs::exists(file)) throw Error(chosen.string() + ": shard '" + shard + "' is missing");
+    auto tensors = read_weight_file(file);
+    if (ck.format.empty()) ck.format = format_of(file, tensors) + ", sharded";
+    for (const auto& name : names) {
+      auto it = tensors.find(name);
+      if (it == tensors.end())
+        throw Error(file.string() + ": tensor '" + name + "' listed in " + chosen.filename().string() + " is missing");
+      ck.tensors[name] = std::move(it->second);
+    }
+    ck.files.push_back(file);
+  }
+  return ck;
+}
+
+}  // namespace hf2onnx::hf

@@ -1,0 +1,40 @@
+// config.json as read from disk: typed, optional look-ups with errors that name the file and key.
+// Each model file resolves this once into its own plain struct (BertConfig, ...) with no optional left.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hf2onnx::hf {
+
+class Config {
+ public:
+  static Config load(const std::filesystem::path& file);
+  static Config parse(const std::string& json_text, const std::string& source);
+
+  bool has(const std::string& key) const;       // present and not null
+  std::optional<int64_t> get_int(const std::string& key) const;
+  std::optional<double> get_double(const std::string& key) const;
+  std::optional<bool> get_bool(const std::string& key) const;
+  std::optional<std::string> get_string(const std::string& key) const;
+  std::vector<std::string> get_strings(const std::string& key) const;  // empty when absent
+  size_t object_size(const std::string& key) const;                    // e.g. id2label; 0 when absent
+  std::optional<Config> get_object(const std::string& key) const;      // a nested object (rope_scaling)
+
+  int64_t require_int(const std::string& key) const;
+  std::string require_string(const std::string& key) const;
+
+  std::string architecture() const;  // architectures[0]; error when absent
+  std::string model_type() const;    // "" when absent
+  const std::string& source() const { return source_; }
+  [[noreturn]] void fail(const std::string& key, const std::string& problem) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+  std::string source_;
+};
+
+}  // namespace hf2onnx::hf

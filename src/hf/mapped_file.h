@@ -1,0 +1,30 @@
+// A read-only memory-mapped file with bounds-checked access. Weights are used in place from the map.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace hf2onnx::hf {
+
+class MappedFile {
+ public:
+  static std::shared_ptr<const MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+  // Pointer to [offset, offset + length); throws naming the file when the range is outside it.
+  const uint8_t* range(uint64_t offset, uint64_t length, const char* what) const;
+
+ private:
+  MappedFile() = default;
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace hf2onnx::hf

@@ -1,0 +1,137 @@
+#include "hf/tensor_data.h"
+
+#include <cstring>
+
+#include "hf2onnx/error.h"
+
+namespace hf2onnx::hf {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F64: return "F64";
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::I64: return "I64";
+    case DType::I32: return "I32";
+    case DType::I16: return "I16";
+    case DType::I8: return "I8";
+    case DType::U8: return "U8";
+    case DType::Bool: return "BOOL";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F64: case DType::I64: return 8;
+    case DType::F32: case DType::I32: return 4;
+    case DType::F16: case DType::BF16: case DType::I16: return 2;
+    case DType::I8: case DType::U8: case DType::Bool: return 1;
+  }
+  return 1;
+}
+
+bool dtype_is_floating(DType t) {
+  return t == DType::F64 || t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+int64_t TensorData::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+bool TensorData::is_contiguous() const { return strides == contiguous_strides(shape); }
+
+std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * std::max<int64_t>(shape[i + 1], 1);
+  return s;
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float bfloat16_to_float(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+namespace {
+template <typename T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+float element_as_float(DType t, const uint8_t* p) {
+  switch (t) {
+    case DType::F64: return static_cast<float>(load<double>(p));
+    case DType::F32: return load<float>(p);
+    case DType::F16: return half_to_float(load<uint16_t>(p));
+    case DType::BF16: return bfloat16_to_float(load<uint16_t>(p));
+    case DType::I64: return static_cast<float>(load<int64_t>(p));
+    case DType::I32: return static_cast<float>(load<int32_t>(p));
+    case DType::I16: return static_cast<float>(load<int16_t>(p));
+    case DType::I8: return static_cast<float>(load<int8_t>(p));
+    case DType::U8: return static_cast<float>(*p);
+    case DType::Bool: return *p ? 1.f : 0.f;
+  }
+  return 0.f;
+}
+}  // namespace
+
+void convert_to_float32(const TensorData& t, float* out) {
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  const size_t es = dtype_size(t.dtype);
+  if (t.is_contiguous()) {
+    if (t.dtype == DType::F32) {
+      std::memcpy(out, t.data, n * 4);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) out[i] = element_as_float(t.dtype, t.data + i * es);
+    return;
+  }
+  // General strided walk with an index counter.
+  const size_t rank = t.shape.size();
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (size_t d = 0; d < rank; ++d) off += idx[d] * t.strides[d];
+    out[i] = element_as_float(t.dtype, t.data + off * static_cast<int64_t>(es));
+    for (int d = static_cast<int>(rank) - 1; d >= 0; --d) {
+      if (++idx[d] < t.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace hf2onnx::hf

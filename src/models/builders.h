@@ -1,0 +1,14 @@
+// Builders of the model families, one per file in src/models/. Declared here so that the registry
+// table does not need libtorch.
+#pragma once
+#include <memory>
+
+#include "models/registry.h"
+
+namespace hf2onnx {
+
+std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_roberta(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx);
+
+}  // namespace hf2onnx

@@ -1,0 +1,100 @@
+#include "models/layers/common.h"
+
+#include <cmath>
+
+namespace hf2onnx::layers {
+
+torch::Tensor placeholder(torch::IntArrayRef shape) { return torch::empty(shape, torch::kFloat); }
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
+  weight = register_parameter("weight", placeholder({out, in}), false);
+  if (has_bias) bias = register_parameter("bias", placeholder({out}), false);
+}
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+
+EmbeddingImpl::EmbeddingImpl(int64_t num, int64_t dim) {
+  weight = register_parameter("weight", placeholder({num, dim}), false);
+}
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+
+LayerNormImpl::LayerNormImpl(int64_t dim_, double eps_) : dim(dim_), eps(eps_) {
+  weight = register_parameter("weight", placeholder({dim}), false);
+  bias = register_parameter("bias", placeholder({dim}), false);
+}
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {dim}, weight, bias, eps);
+}
+
+Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback) {
+  static const std::pair<const char*, Activation> kNames[] = {
+      {"gelu", Activation::Gelu},       {"gelu_new", Activation::GeluNew},
+      {"gelu_pytorch_tanh", Activation::GeluPytorchTanh}, {"gelu_fast", Activation::GeluFast},
+      {"quick_gelu", Activation::QuickGelu}, {"relu", Activation::Relu},
+      {"silu", Activation::Silu},       {"swish", Activation::Silu},
+      {"tanh", Activation::Tanh}};
+  std::string name = config.get_string(key).value_or(fallback);
+  for (const auto& [n, a] : kNames)
+    if (name == n) return a;
+  std::string list;
+  for (const auto& [n, a] : kNames) list += (list.empty() ? "" : ", ") + std::string(n);
+  config.fail(key, "= '" + name + "' is not a supported activation (supported: " + list + ")");
+}
+
+torch::Tensor activate(Activation act, const torch::Tensor& x) {
+  switch (act) {
+    case Activation::Gelu: return torch::gelu(x);  // GELUActivation: exact erf form
+    case Activation::GeluPytorchTanh: return torch::gelu(x, "tanh");
+    case Activation::GeluNew:  // NewGELUActivation
+      return 0.5 * x * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * torch::pow(x, 3.0))));
+    case Activation::GeluFast:  // FastGELUActivation
+      return 0.5 * x * (1.0 + torch::tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)));
+    case Activation::QuickGelu: return x * torch::sigmoid(1.702 * x);
+    case Activation::Relu: return torch::relu(x);
+    case Activation::Silu: return torch::silu(x);
+    case Activation::Tanh: return torch::tanh(x);
+  }
+  return x;
+}
+
+}  // namespace hf2onnx::layers
+
+#include "hf2onnx/error.h"
+#include "models/model.h"
+
+namespace hf2onnx::layers {
+
+std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs, int64_t vocab_size,
+                                            const std::map<std::string, int64_t>& dims) {
+  std::vector<torch::Tensor> out;
+  for (const auto& s : specs) {
+    std::vector<int64_t> shape;
+    for (const auto& d : s.dims) {
+      auto it = dims.find(d);
+      if (it == dims.end()) throw Error("example input '" + s.name + "': no size for dim '" + d + "'");
+      shape.push_back(it->second);
+    }
+    torch::Tensor t;
+    if (s.name == "input_ids") {
+      t = torch::randint(0, vocab_size, shape, torch::kLong);
+    } else if (s.name == "attention_mask") {
+      t = torch::ones(shape, torch::kLong);
+      if (shape.size() == 2 && shape[1] > 2) t.index_put_({-1, torch::indexing::Slice(-2)}, 0);
+    } else if (s.name == "position_ids") {
+      t = torch::arange(shape.back(), torch::kLong).expand(shape).contiguous();
+    } else if (s.dtype == torch::kLong) {
+      t = torch::zeros(shape, torch::kLong);
+    } else {
+      t = torch::randn(shape, s.dtype);
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+int64_t num_labels(const hf::Config& config) {
+  if (auto n = config.get_int("num_labels")) return *n;
+  if (size_t n = config.object_size("id2label")) return static_cast<int64_t>(n);
+  return 2;
+}
+
+}  // namespace hf2onnx::layers

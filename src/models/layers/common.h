@@ -1,0 +1,61 @@
+// Layers shared by the model files. Parameters are registered with their HF names and shapes;
+// their storage comes from the checkpoint at load time (models/loader.h), never initialised here.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "hf/config.h"
+
+namespace hf2onnx::layers {
+
+// An uninitialised parameter of the given shape (memory is not touched until the checkpoint replaces it).
+torch::Tensor placeholder(torch::IntArrayRef shape);
+
+// nn.Linear: weight [out, in], bias [out].
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool bias = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+// nn.Embedding: weight [num, dim].
+struct EmbeddingImpl : torch::nn::Module {
+  EmbeddingImpl(int64_t num, int64_t dim);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// nn.LayerNorm over the last dim: weight, bias [dim].
+struct LayerNormImpl : torch::nn::Module {
+  LayerNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t dim;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+// transformers' ACT2FN subset: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, silu/swish, tanh.
+enum class Activation { Gelu, GeluNew, GeluPytorchTanh, GeluFast, QuickGelu, Relu, Silu, Tanh };
+// Reads `key` from the config (e.g. "hidden_act"); an unknown name is an error naming the file and key.
+Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback);
+torch::Tensor activate(Activation act, const torch::Tensor& x);
+
+}  // namespace hf2onnx::layers
+
+namespace hf2onnx {
+struct TensorSpec;
+}
+namespace hf2onnx::layers {
+// Example text inputs for the given specs at the given dims: random ids below `vocab_size`, masks of
+// ones with the last row padded by two, zeros for token_type_ids, 0..S-1 for position_ids.
+std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs, int64_t vocab_size,
+                                            const std::map<std::string, int64_t>& dims);
+// Number of labels of a classification head: num_labels, else the size of id2label, else 2.
+int64_t num_labels(const hf::Config& config);
+}  // namespace hf2onnx::layers

@@ -1,0 +1,25 @@
+// Shape-agnostic building blocks (DESIGN.md §2). The C++ tracer records every int as a constant, so
+// everything here derives sizes from tensors, never from .size(). Each helper is unit-tested at
+// shapes other than the trace's (tests/models/dynamic_test.cpp).
+#pragma once
+#include <torch/torch.h>
+
+namespace hf2onnx::layers {
+
+// [B, S] int64 → [B, S] positions 0..S-1 (what transformers uses when no position_ids are given).
+torch::Tensor positions_like(const torch::Tensor& input_ids);
+
+// RoBERTa's create_position_ids_from_input_ids: padding tokens get `padding_idx`, the others
+// padding_idx + 1 + their index among the non-padding tokens.
+torch::Tensor positions_skipping_padding(const torch::Tensor& input_ids, int64_t padding_idx);
+
+// [B, S, H*D] → [B, H, S, D]
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads, int64_t head_dim);
+// [B, H, S, D] → [B, S, H*D]
+torch::Tensor merge_heads(const torch::Tensor& x);
+
+// [B, S] 1/0 mask → [B, 1, 1, S] additive float mask: 0 where attended, finfo(float).min where masked
+// (transformers' get_extended_attention_mask for encoders).
+torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask);
+
+}  // namespace hf2onnx::layers

@@ -1,0 +1,46 @@
+// ExportModel: what a builder hands to the exporter — a module tree whose parameter names are the
+// checkpoint keys, the forward to trace, the ONNX input/output names and dims, and the loading rules.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "models/task.h"
+
+namespace hf2onnx {
+
+struct TensorSpec {
+  std::string name;                 // ONNX name: input_ids, logits, ...
+  torch::Dtype dtype = torch::kFloat;
+  std::vector<std::string> dims;    // dynamic dim names; "" where the dim is static (taken from the trace)
+};
+
+// Sizes of the dynamic dims for one example input: {"batch_size": 4, "sequence_length": 9}.
+using DimSizes = std::map<std::string, int64_t>;
+
+// How checkpoint keys relate to parameter names beyond "equal" (kept as data next to each model).
+struct LoadRules {
+  // A parameter `p` may be stored as `prefix + p` (a base model read from a head checkpoint: "bert.").
+  std::vector<std::string> optional_prefixes;
+  // Checkpoint keys matching one of these (ECMAScript regex, whole key) are expected and not used
+  // (persisted buffers such as position_ids, the stored copy of a tied weight).
+  std::vector<std::string> ignored_keys;
+};
+
+struct ExportModel {
+  std::string architecture;
+  Task task = Task::FeatureExtraction;
+  std::shared_ptr<torch::nn::Module> module;
+  std::vector<TensorSpec> inputs, outputs;
+  // Inputs in the order of `inputs`; returns tensors in the order of `outputs`.
+  std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> forward;
+  // Example inputs at the given dynamic sizes (valid ids, masks with padding) for tracing and tests.
+  std::function<std::vector<torch::Tensor>(const DimSizes&)> example_inputs;
+  LoadRules load_rules;
+};
+
+}  // namespace hf2onnx

@@ -1,0 +1,59 @@
+#include "models/registry.h"
+
+#include <algorithm>
+
+#include "hf2onnx/error.h"
+#include "models/builders.h"
+
+namespace hf2onnx {
+
+const std::vector<ArchEntry>& architecture_table() {
+  using T = Task;
+  static const std::vector<ArchEntry> kTable = {
+      // bert.cpp — transformers/models/bert/modeling_bert.py
+      {"BertModel", "bert", T::FeatureExtraction, &build_bert},
+      {"BertForSequenceClassification", "bert", T::TextClassification, &build_bert},
+      {"BertForTokenClassification", "bert", T::TokenClassification, &build_bert},
+      {"BertForQuestionAnswering", "bert", T::QuestionAnswering, &build_bert},
+      {"BertForMaskedLM", "bert", T::FillMask, &build_bert},
+      // roberta.cpp — transformers/models/roberta/modeling_roberta.py (XLM-R is the same graph)
+      {"RobertaModel", "roberta", T::FeatureExtraction, &build_roberta},
+      {"RobertaForSequenceClassification", "roberta", T::TextClassification, &build_roberta},
+      {"RobertaForTokenClassification", "roberta", T::TokenClassification, &build_roberta},
+      {"RobertaForQuestionAnswering", "roberta", T::QuestionAnswering, &build_roberta},
+      {"RobertaForMaskedLM", "roberta", T::FillMask, &build_roberta},
+      {"XLMRobertaModel", "roberta", T::FeatureExtraction, &build_roberta},
+      {"XLMRobertaForSequenceClassification", "roberta", T::TextClassification, &build_roberta},
+      {"XLMRobertaForTokenClassification", "roberta", T::TokenClassification, &build_roberta},
+      {"XLMRobertaForQuestionAnswering", "roberta", T::QuestionAnswering, &build_roberta},
+      {"XLMRobertaForMaskedLM", "roberta", T::FillMask, &build_roberta},
+      // distilbert.cpp — transformers/models/distilbert/modeling_distilbert.py
+      {"DistilBertModel", "distilbert", T::FeatureExtraction, &build_distilbert},
+      {"DistilBertForSequenceClassification", "distilbert", T::TextClassification, &build_distilbert},
+      {"DistilBertForTokenClassification", "distilbert", T::TokenClassification, &build_distilbert},
+      {"DistilBertForQuestionAnswering", "distilbert", T::QuestionAnswering, &build_distilbert},
+      {"DistilBertForMaskedLM", "distilbert", T::FillMask, &build_distilbert},
+  };
+  return kTable;
+}
+
+const ArchEntry& find_architecture(const std::string& architecture, const std::string& where) {
+  for (const auto& e : architecture_table())
+    if (architecture == e.architecture) return e;
+  std::string list;
+  for (const auto& e : architecture_table()) list += (list.empty() ? "" : ", ") + std::string(e.architecture);
+  throw Error(where + ": unsupported architecture '" + architecture + "' (supported: " + list + ")");
+}
+
+std::vector<Task> family_tasks(const std::string& family) {
+  std::vector<Task> tasks;
+  for (Task t : all_tasks())
+    for (const auto& e : architecture_table())
+      if (family == e.family && e.task == t) {
+        tasks.push_back(t);
+        break;
+      }
+  return tasks;
+}
+
+}  // namespace hf2onnx
