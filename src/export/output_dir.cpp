@@ -34,6 +34,7 @@ void OutputDir::copy_in(const fs::path& source, const std::string& name) {
   std::error_code ec;
   fs::copy_file(source, stage(name), fs::copy_options::overwrite_existing, ec);
   if (ec) throw Error(source.string() + ": cannot copy: " + ec.message());
+  fs::permissions(stage(name), fs::perms::owner_write, fs::perm_options::add, ec);  // sources may be read-only
 }
 
 std::vector<fs::path> OutputDir::commit() {

@@ -31,9 +31,6 @@ const char* const kCompanionFiles[] = {
     "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
     "sentencepiece.bpe.model", "source.spm", "target.spm", "preprocessor_config.json"};
 
-// The two trace shapes: neither is a fixture's shape (2×7, 3×11), and every size differs between them.
-const DimSizes kTraceShapeA = {{"batch_size", 4}, {"sequence_length", 9}};
-const DimSizes kTraceShapeB = {{"batch_size", 5}, {"sequence_length", 13}};
 
 Task resolve_task(const std::string& requested, const ArchEntry& arch, const std::string& where) {
   if (requested == "auto") return arch.task;
@@ -97,8 +94,8 @@ ExportResult export_model(const ExportOptions& opt) {
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (const auto& item : model->module->named_parameters(true))
     params.emplace_back(loaded.checkpoint_keys.at(item.key()), item.value());
-  TracedGraph traced = trace_twice(model->forward, model->example_inputs(kTraceShapeA),
-                                   model->example_inputs(kTraceShapeB), params);
+  TracedGraph traced = trace_twice(model->forward, model->example_inputs(trace_shapes()[0]),
+                                   model->example_inputs(trace_shapes()[1]), params);
   spdlog::info("traced: {} aten nodes in {:.2f} s", std::distance(traced.graph->nodes().begin(), traced.graph->nodes().end()),
                stage("trace", sw));
 

@@ -22,6 +22,14 @@ struct TensorSpec {
 // Sizes of the dynamic dims for one example input: {"batch_size": 4, "sequence_length": 9}.
 using DimSizes = std::map<std::string, int64_t>;
 
+// The two shapes every forward is traced at: every dynamic size differs between them, and neither is a
+// shape the tests validate at (fixture sets a: 2×7, b: 3×11), so a frozen size cannot pass unnoticed.
+inline const std::vector<DimSizes>& trace_shapes() {
+  static const std::vector<DimSizes> kShapes = {{{"batch_size", 4}, {"sequence_length", 9}},
+                                                {{"batch_size", 5}, {"sequence_length", 13}}};
+  return kShapes;
+}
+
 // How checkpoint keys relate to parameter names beyond "equal" (kept as data next to each model).
 struct LoadRules {
   // A parameter `p` may be stored as `prefix + p` (a base model read from a head checkpoint: "bert.").

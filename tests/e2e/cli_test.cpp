@@ -1,0 +1,161 @@
+// The CLI contract: bad input gives one clear error line naming the problem, exit code 1, and
+// leaves nothing in (or beside) the output folder. Usage errors exit with 2.
+#include <fstream>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "hf/safetensors.h"
+
+namespace hf2onnx::test {
+namespace {
+
+size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// Exports `model_dir` expecting failure; checks the message, exit code and that nothing was written.
+void expect_failure(const fs::path& model_dir, const std::string& expected, const std::string& extra = "") {
+  fs::path out_parent = temp_dir("cli_out");
+  fs::path out = out_parent / "onnx";
+  auto r = run_cli("export -q '" + model_dir.string() + "' '" + out.string() + "' " + extra);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << r.err;
+  EXPECT_FALSE(fs::exists(out)) << "the output folder was created";
+  EXPECT_TRUE(fs::is_empty(out_parent)) << "files were left beside the output folder";
+}
+
+void set_config(const fs::path& dir, const std::string& from, const std::string& to) {
+  std::string c = read_file(dir / "config.json");
+  auto pos = c.find(from);
+  ASSERT_NE(pos, std::string::npos) << from;
+  c.replace(pos, from.size(), to);
+  write_file(dir / "config.json", c);
+}
+
+TEST(Cli, ExportWritesTheOptimumLayoutAndAReport) {
+  fs::path out = temp_dir("cli_ok") / "bert";
+  fs::path report = out.parent_path() / "report.json";
+  auto r = run_cli("export -q '" + (models_dir() / "bert-seqcls").string() + "' '" + out.string() + "' --report '" +
+                   report.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;  // -q
+  EXPECT_TRUE(fs::exists(out / "model.onnx"));
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+  std::string rep = read_file(report);
+  for (const char* key : {"\"architecture\": \"BertForSequenceClassification\"", "\"task\": \"text-classification\"",
+                          "\"opset\": 17", "\"node_count\"", "\"seconds\"", "\"logits\""})
+    EXPECT_NE(rep.find(key), std::string::npos) << key << " in " << rep;
+  auto inspect = run_cli("inspect '" + (out / "model.onnx").string() + "'");
+  EXPECT_EQ(inspect.exit_code, 0);
+  EXPECT_NE(inspect.out.find("input_ids"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("batch_size"), std::string::npos) << inspect.out;
+}
+
+TEST(Cli, ListAndUsage) {
+  auto r = run_cli("list");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* arch : {"BertForMaskedLM", "XLMRobertaModel", "DistilBertForQuestionAnswering"})
+    EXPECT_NE(r.out.find(arch), std::string::npos) << arch;
+  EXPECT_EQ(run_cli("").exit_code, 2);
+  EXPECT_EQ(run_cli("export").exit_code, 2);
+  EXPECT_EQ(run_cli("export a b --opset 9").exit_code, 2);
+  EXPECT_EQ(run_cli("frobnicate").exit_code, 2);
+}
+
+TEST(Cli, UnknownArchitectureListsTheSupportedOnes) {
+  fs::path dir = copy_fixture("bert", "cli_arch");
+  set_config(dir, "\"BertModel\"", "\"FooBarModel\"");
+  expect_failure(dir, "unsupported architecture 'FooBarModel' (supported: BertModel, BertForSequenceClassification");
+}
+
+TEST(Cli, UnsupportedOptionIsAClearError) {
+  fs::path dir = copy_fixture("bert", "cli_relative");
+  set_config(dir, "\"absolute\"", "\"relative_key\"");
+  expect_failure(dir, "'position_embedding_type' = 'relative_key' is not supported");
+  fs::path act = copy_fixture("bert", "cli_act");
+  set_config(act, "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"mish2\"");
+  expect_failure(act, "'hidden_act' = 'mish2' is not a supported activation");
+}
+
+TEST(Cli, UnknownOrUnsupportedTask) {
+  expect_failure(models_dir() / "bert", "unknown task 'summarize'", "--task summarize");
+  expect_failure(models_dir() / "bert", "task 'text-generation' is not supported by bert models", "--task text-generation");
+}
+
+TEST(Cli, MissingWeights) {
+  fs::path dir = temp_dir("cli_noweights") / "m";
+  fs::create_directories(dir);
+  fs::copy_file(models_dir() / "bert" / "config.json", dir / "config.json");
+  expect_failure(dir, "no weights found");
+}
+
+TEST(Cli, MissingUnexpectedAndWrongShapeTensors) {
+  auto rewrite = [](const fs::path& dir, const std::string& drop, bool add_extra) {
+    auto tensors = hf::read_safetensors(dir / "model.safetensors");
+    std::vector<hf::TensorToWrite> out;
+    for (const auto& [name, t] : tensors)
+      if (name != drop) out.push_back({name, t.dtype, t.shape, t.data});
+    static const float extra[2] = {1, 2};
+    if (add_extra) out.push_back({"encoder.layer.0.extra.weight", hf::DType::F32, {2}, extra});
+    hf::write_safetensors(dir / "model.safetensors.new", out);
+    tensors.clear();
+    fs::rename(dir / "model.safetensors.new", dir / "model.safetensors");
+  };
+  fs::path missing = copy_fixture("bert", "cli_missing");
+  fs::remove(missing / "pytorch_model.bin");
+  rewrite(missing, "encoder.layer.1.output.dense.weight", false);
+  expect_failure(missing, "missing tensor 'encoder.layer.1.output.dense.weight'");
+
+  fs::path extra = copy_fixture("bert", "cli_extra");
+  fs::remove(extra / "pytorch_model.bin");
+  rewrite(extra, "", true);
+  expect_failure(extra, "unused tensor 'encoder.layer.0.extra.weight'");
+
+  fs::path shape = copy_fixture("bert", "cli_shape");
+  set_config(shape, "\"intermediate_size\": 64", "\"intermediate_size\": 48");
+  expect_failure(shape, "has wrong shape: the model expects [48, 32], the checkpoint has [64, 32]");
+}
+
+TEST(Cli, CorruptWeightFiles) {
+  fs::path st = copy_fixture("bert", "cli_corrupt_st");
+  std::string bytes = read_file(st / "model.safetensors");
+  write_file(st / "model.safetensors", bytes.substr(0, bytes.size() - 1000));
+  expect_failure(st, "model.safetensors: corrupt safetensors");
+
+  fs::path zip = copy_fixture("bert", "cli_corrupt_zip");
+  fs::remove(zip / "model.safetensors");
+  bytes = read_file(zip / "pytorch_model.bin");
+  write_file(zip / "pytorch_model.bin", bytes.substr(0, bytes.size() / 2));
+  expect_failure(zip, "pytorch_model.bin: corrupt zip archive");
+
+  fs::path legacy = copy_fixture("bert-legacy", "cli_corrupt_legacy");
+  bytes = read_file(legacy / "pytorch_model.bin");
+  write_file(legacy / "pytorch_model.bin", bytes.substr(0, 3000));
+  expect_failure(legacy, "pytorch_model.bin: corrupt or unsupported pickle");
+}
+
+TEST(Cli, PicklesReferencingCodeAreRefused) {
+  fs::path dir = copy_fixture("bert", "cli_evil");
+  fs::remove(dir / "model.safetensors");
+  write_zip(dir / "pytorch_model.bin", {{"archive/data.pkl", "cos\nsystem\n(S'touch /tmp/hf2onnx_pwned'\ntR."}});
+  expect_failure(dir, "refusing to load: the pickle references the global 'os.system'");
+  write_zip(dir / "pytorch_model.bin",
+            {{"archive/data.pkl", std::string("\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93\x8c\x03" "1+1\x85R.")}});
+  expect_failure(dir, "the global 'builtins.eval'");
+  EXPECT_FALSE(fs::exists("/tmp/hf2onnx_pwned"));
+}
+
+TEST(Cli, InspectACheckpointFolder) {
+  auto r = run_cli("inspect '" + (models_dir() / "bert-legacy").string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("BertModel"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pytorch legacy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tensors: 39"), std::string::npos) << r.out;
+  auto bad = run_cli("inspect /nonexistent/x.onnx");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(count_lines(bad.err), 1u) << bad.err;
+}
+
+}  // namespace
+}  // namespace hf2onnx::test

@@ -1,0 +1,151 @@
+// Tier 3: every fixture exported at opsets 14 and 17, run in ONNX Runtime at both input sets and
+// compared with the transformers reference outputs (atol 1e-4).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <onnx/onnx_pb.h>
+
+#include "common/test_util.h"
+#include "hf/safetensors.h"
+#include "hf2onnx/export.h"
+#include "models/model.h"
+
+namespace hf2onnx::test {
+namespace {
+
+constexpr double kAtol = 1e-4;
+
+nlohmann::json manifest(const std::string& fixture) {
+  std::ifstream in(models_dir() / fixture / "ref" / "manifest.json");
+  return nlohmann::json::parse(in);
+}
+
+onnx::ModelProto load_model(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromIstream(&in)) << p;
+  return m;
+}
+
+struct Case {
+  std::string fixture;
+  int opset;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.fixture << " opset " << c.opset; }
+
+class FixtureExport : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
+  const auto& [fixture, opset] = GetParam();
+  const fs::path out = temp_dir("e2e_" + fixture + "_" + std::to_string(opset));
+  ExportOptions opt;
+  opt.model_dir = models_dir() / fixture;
+  opt.out_dir = out / "onnx";
+  opt.opset = opset;
+  export_model(opt);
+  const fs::path model = out / "onnx" / "model.onnx";
+  ASSERT_TRUE(fs::exists(model));
+  EXPECT_TRUE(fs::exists(out / "onnx" / "config.json"));
+
+  auto m = manifest(fixture);
+  onnx::ModelProto proto = load_model(model);
+  // The graph's inputs are exactly the reference's, with dynamic batch and sequence dims.
+  std::vector<std::string> inputs;
+  for (const auto& vi : proto.graph().input()) {
+    inputs.push_back(vi.name());
+    const auto& dims = vi.type().tensor_type().shape().dim();
+    ASSERT_EQ(dims.size(), 2);
+    EXPECT_EQ(dims[0].dim_param(), "batch_size");
+    EXPECT_EQ(dims[1].dim_param(), "sequence_length");
+  }
+  std::vector<std::string> expected_inputs;
+  for (const auto& [name, spec] : m["sets"]["a"]["inputs"].items()) expected_inputs.push_back(name);
+  std::sort(inputs.begin(), inputs.end());
+  std::sort(expected_inputs.begin(), expected_inputs.end());
+  EXPECT_EQ(inputs, expected_inputs);
+
+  for (const std::string set : {"a", "b"}) {
+    const fs::path ref = models_dir() / fixture / "ref" / set;
+    const fs::path got = out / ("ort_" + set);
+    run_ort(model, ref, got);
+    size_t compared = 0;
+    for (const auto& [name, spec] : m["sets"][set]["outputs"].items()) {
+      ASSERT_TRUE(fs::exists(got / (name + ".npy"))) << "output " << name << " missing at set " << set;
+      Array expected = read_npy(ref / (name + ".npy"));
+      Array actual = read_npy(got / (name + ".npy"));
+      EXPECT_EQ(actual.shape, expected.shape) << name << " at set " << set;
+      double diff = max_abs_diff(actual, expected);
+      EXPECT_LE(diff, kAtol) << fixture << " opset " << opset << " set " << set << " output " << name;
+      ++compared;
+    }
+    EXPECT_GT(compared, 0u);
+  }
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta"})
+    for (int opset : {14, 17}) c.push_back({f, opset});
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureExport, ::testing::ValuesIn(cases()), [](const auto& info) {
+  std::string n = info.param.fixture + "_opset" + std::to_string(info.param.opset);
+  for (auto& ch : n)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+});
+
+TEST(TraceShapes, DifferFromEachOtherAndFromTheFixtureSets) {
+  const auto& shapes = trace_shapes();
+  ASSERT_EQ(shapes.size(), 2u);
+  for (const auto& s : shapes) {
+    const int64_t b = s.at("batch_size"), n = s.at("sequence_length");
+    EXPECT_FALSE(b == 2 && n == 7);
+    EXPECT_FALSE(b == 3 && n == 11);
+  }
+  for (const auto& [dim, size] : shapes[0]) EXPECT_NE(size, shapes[1].at(dim)) << dim;
+}
+
+// --task feature-extraction on a BertForSequenceClassification checkpoint exports the base model.
+TEST(TaskOverride, FeatureExtractionFromAClassificationCheckpoint) {
+  const fs::path out = temp_dir("task_override");
+  ExportOptions opt;
+  opt.model_dir = models_dir() / "bert-seqcls";
+  opt.out_dir = out;
+  opt.task = "feature-extraction";
+  auto r = export_model(opt);
+  EXPECT_EQ(r.task, "feature-extraction");
+  onnx::ModelProto proto = load_model(out / "model.onnx");
+  std::vector<std::string> outputs;
+  for (const auto& vi : proto.graph().output()) outputs.push_back(vi.name());
+  EXPECT_EQ(outputs, (std::vector<std::string>{"last_hidden_state", "pooler_output"}));
+  // Initializers keep the checkpoint's keys (with the "bert." prefix of the head checkpoint).
+  bool found = false;
+  for (const auto& t : proto.graph().initializer()) found = found || t.name() == "bert.embeddings.word_embeddings.weight";
+  EXPECT_TRUE(found);
+  // The reference logits are classifier(pooler_output): apply the checkpoint's classifier to our
+  // pooler_output and compare, which checks the base model's outputs against transformers.
+  const fs::path ref = models_dir() / "bert-seqcls" / "ref" / "b";
+  run_ort(out / "model.onnx", ref, out / "ort_b");
+  Array pooled = read_npy(out / "ort_b" / "pooler_output.npy");
+  Array logits = read_npy(ref / "logits.npy");
+  ASSERT_EQ(pooled.shape, (std::vector<int64_t>{3, 32}));
+  auto ck = hf::read_safetensors(models_dir() / "bert-seqcls" / "model.safetensors");
+  const auto& w = ck.at("classifier.weight");
+  const auto& bias = ck.at("classifier.bias");
+  ASSERT_EQ(w.shape, (std::vector<int64_t>{3, 32}));
+  std::vector<float> computed(9);
+  for (int r = 0; r < 3; ++r)
+    for (int l = 0; l < 3; ++l) {
+      double acc = reinterpret_cast<const float*>(bias.data)[l];
+      for (int k = 0; k < 32; ++k) acc += double(pooled.f32()[r * 32 + k]) * reinterpret_cast<const float*>(w.data)[l * 32 + k];
+      computed[r * 3 + l] = static_cast<float>(acc);
+    }
+  EXPECT_LE(max_abs_diff(make_f32({3, 3}, computed.data()), logits), 1e-4);
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
