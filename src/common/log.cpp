@@ -23,6 +23,17 @@ void Progress::advance(uint64_t n) {
   std::fflush(stderr);
 }
 
+uint64_t peak_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
 std::string format_bytes(uint64_t bytes) {
   char buf[32];
   if (bytes >= (1ull << 30))

@@ -35,4 +35,7 @@ class Progress {
 
 std::string format_bytes(uint64_t bytes);
 
+// Peak resident set size of this process so far (VmHWM), in bytes; 0 where unavailable.
+uint64_t peak_rss_bytes();
+
 }  // namespace hf2onnx

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "hf/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -171,6 +172,7 @@ std::vector<WrittenFile> write_onnx(const onnx::ModelProto& model, const std::ve
       out.write(bytes.data, bytes.size);
     }
     progress.advance(bytes.size);
+    hf::MappedFile::release_pages(bytes.data, bytes.size);  // weights read from a checkpoint map: done with them
   }
   std::vector<WrittenFile> files{{path, out.close()}};
   if (data) files.push_back({path.parent_path() / data_name, data->close()});

@@ -57,6 +57,7 @@ ExportResult export_model(const ExportOptions& opt) {
   Stopwatch total;
   auto stage = [&](const std::string& name, Stopwatch& sw) {
     result.stage_seconds.emplace_back(name, sw.seconds());
+    spdlog::debug("{}: peak RSS so far {}", name, format_bytes(peak_rss_bytes()));
     return sw.seconds();
   };
 
@@ -91,11 +92,19 @@ ExportResult export_model(const ExportOptions& opt) {
                stage("build", sw));
 
   sw = Stopwatch();
+  // The tracer needs the parameters' shapes, not their values: trace with stride-0 zero views in their
+  // place (same tensors, so the graph still names them) and keep the checkpoint's pages untouched
+  // until they are written.
   std::vector<std::pair<std::string, torch::Tensor>> params;
-  for (const auto& item : model->module->named_parameters(true))
+  std::vector<torch::Tensor> weights;
+  for (auto& item : model->module->named_parameters(true)) {
     params.emplace_back(loaded.checkpoint_keys.at(item.key()), item.value());
+    weights.push_back(item.value().data());
+    item.value().set_data(torch::zeros({1}, item.value().options()).expand(item.value().sizes()));
+  }
   TracedGraph traced = trace_twice(model->forward, model->example_inputs(trace_shapes()[0]),
                                    model->example_inputs(trace_shapes()[1]), params);
+  for (size_t i = 0; i < params.size(); ++i) params[i].second.set_data(weights[i]);
   spdlog::info("traced: {} aten nodes in {:.2f} s", std::distance(traced.graph->nodes().begin(), traced.graph->nodes().end()),
                stage("trace", sw));
 

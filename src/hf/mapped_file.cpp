@@ -7,9 +7,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <mutex>
+
 #include "hf2onnx/error.h"
 
 namespace hf2onnx::hf {
+
+namespace {
+// Live mappings (begin → end), so that release_pages only ever touches file-backed read-only memory.
+std::mutex g_mappings_mutex;
+std::map<const uint8_t*, const uint8_t*> g_mappings;
+}  // namespace
+
+void MappedFile::release_pages(const void* p, uint64_t n) {
+  const auto* begin = static_cast<const uint8_t*>(p);
+  std::lock_guard<std::mutex> lock(g_mappings_mutex);
+  auto it = g_mappings.upper_bound(begin);
+  if (it == g_mappings.begin()) return;
+  --it;
+  if (begin < it->first || begin + n > it->second) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t a = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  uintptr_t b = reinterpret_cast<uintptr_t>(begin + n) / page * page;
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -29,13 +51,20 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& 
       throw Error(path.string() + ": mmap failed: " + std::strerror(errno));
     }
     file->data_ = static_cast<const uint8_t*>(p);
+    std::lock_guard<std::mutex> lock(g_mappings_mutex);
+    g_mappings[file->data_] = file->data_ + file->size_;
   }
   ::close(fd);
   return file;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  {
+    std::lock_guard<std::mutex> lock(g_mappings_mutex);
+    g_mappings.erase(data_);
+  }
+  munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 const uint8_t* MappedFile::range(uint64_t offset, uint64_t length, const char* what) const {

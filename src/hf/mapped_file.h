@@ -17,6 +17,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops the pages of [p, p + n) from this process's resident set when they lie inside a live
+  // mapping (they are re-read from the page cache if touched again). No-op for other memory.
+  static void release_pages(const void* p, uint64_t n);
   // Pointer to [offset, offset + length); throws naming the file when the range is outside it.
   const uint8_t* range(uint64_t offset, uint64_t length, const char* what) const;
 

@@ -5,6 +5,7 @@
 
 #include <torch/csrc/jit/ir/constants.h>
 
+#include "hf/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -105,7 +106,11 @@ std::string LoweringContext::weight_transposed(const Value* v) {
     auto it = names_.find(v);
     if (it != names_.end()) return it->second;
     const torch::Tensor& t = traced_.params.at(weight_index_.at(v));
-    Initializer init = initializer_of(param_name(v), t.t(), [t] { return tensor_bytes(t.t()); });
+    Initializer init = initializer_of(param_name(v), t.t(), [t] {
+      TensorBytes bytes = tensor_bytes(t.t());
+      hf::MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
+      return bytes;
+    });
     initializers_.push_back(std::move(init));
     return names_[v] = param_name(v);
   }
