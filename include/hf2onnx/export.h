@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "hf2onnx/quantize.h"
+
 namespace hf2onnx {
 
 struct ExportOptions {
@@ -15,6 +17,7 @@ struct ExportOptions {
   int opset = 17;
   std::optional<std::filesystem::path> report;  // --report FILE.json
   bool force_external_data = false;             // write model.onnx_data even below 2 GB (tests)
+  std::optional<QuantizeOptions> quantize;      // --quantize: also write model_quantized.onnx
 };
 
 struct ExportResult {

@@ -1,5 +1,6 @@
 // hf2onnx command line: export, list, inspect (DESIGN.md §3). Errors are caught here, once.
 #include <cstdio>
+#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include "export/lowering/table.h"
 #include "hf2onnx/error.h"
 #include "hf2onnx/export.h"
+#include "hf2onnx/quantize.h"
 #include "models/registry.h"
 
 using namespace hf2onnx;
@@ -53,13 +55,35 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--report", report, "write a JSON report of what was done");
   export_cmd->add_flag("--external-data", ex.force_external_data, "store weights in model.onnx_data even below 2 GB");
 
+  // Quantization options, shared by `quantize` and `export --quantize`.
+  QuantizeOptions q;
+  std::string op_types = "MatMul,Gemm,Gather", q_report;
+  bool export_quantize = false;
+  auto add_quantize_options = [&](CLI::App* cmd) {
+    cmd->add_option("--weight-type", q.weight_type, "int8 (symmetric, default) or uint8 (asymmetric)")
+        ->check(CLI::IsMember({"int8", "uint8"}));
+    cmd->add_flag("--per-channel", q.per_channel, "one scale / zero point per output column");
+    cmd->add_flag("--reduce-range", q.reduce_range, "7-bit weights");
+    cmd->add_option("--op-types", op_types, "comma-separated op types to quantize (MatMul,Gemm,Gather)");
+    cmd->add_option("--exclude-nodes", q.exclude_nodes, "regex: nodes whose name or output matches stay float");
+  };
+  export_cmd->add_flag("--quantize", export_quantize, "also write model_quantized.onnx (dynamic INT8)");
+  add_quantize_options(export_cmd);
+
+  std::string q_in, q_out;
+  auto* quantize_cmd = app.add_subcommand("quantize", "dynamic INT8 quantization of any ONNX model");
+  quantize_cmd->add_option("in", q_in, "input .onnx")->required();
+  quantize_cmd->add_option("out", q_out, "output .onnx")->required();
+  add_quantize_options(quantize_cmd);
+  quantize_cmd->add_option("--report", q_report, "write a JSON report of each quantized node");
+
   std::string inspect_target;
   auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder or an .onnx file");
   inspect_cmd->add_option("path", inspect_target, "checkpoint folder or .onnx file")->required();
 
   auto* list_cmd = app.add_subcommand("list", "architectures and tasks hf2onnx supports");
 
-  for (auto* sub : {export_cmd, inspect_cmd, list_cmd}) {
+  for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd}) {
     sub->add_flag("-v,--verbose", verbose, "more log output (debug)");
     sub->add_flag("-q,--quiet", quiet, "only warnings and errors");
   }
@@ -77,9 +101,17 @@ int main(int argc, char** argv) {
   spdlog::set_level(quiet ? spdlog::level::warn : verbose ? spdlog::level::debug : spdlog::level::info);
 
   try {
+    q.op_types.clear();
+    std::stringstream ops(op_types);
+    for (std::string op; std::getline(ops, op, ',');)
+      if (!op.empty()) q.op_types.push_back(op);
     if (*export_cmd) {
       if (!report.empty()) ex.report = report;
+      if (export_quantize) ex.quantize = q;
       export_model(ex);
+    } else if (*quantize_cmd) {
+      if (!q_report.empty()) q.report = q_report;
+      quantize_file(q_in, q_out, q);
     } else if (*inspect_cmd) {
       inspect_path(inspect_target);
     } else if (*list_cmd) {

@@ -126,6 +126,9 @@ ExportResult export_model(const ExportOptions& opt) {
   OutputDir out(opt.out_dir);
   write_onnx(lowered.model, lowered.initializers, out.stage("model.onnx"),
              opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
+  std::optional<QuantizeResult> quantized;
+  if (opt.quantize)  // every exported model gets a _quantized twin
+    quantized = quantize_onnx(out.stage("model.onnx"), out.stage("model_quantized.onnx"), *opt.quantize);
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f)) out.copy_in(opt.model_dir / f, f);
   for (const auto& p : out.commit()) result.files.emplace_back(p.string(), fs::file_size(p));
@@ -155,6 +158,9 @@ ExportResult export_model(const ExportOptions& opt) {
     r["outputs"] = io(model->outputs, lowered.model.graph().output());
     for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
     for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
+    if (quantized)
+      r["quantized"] = {{"per_op", quantized->quantized_per_op}, {"bytes_before", quantized->bytes_before},
+                        {"bytes_after", quantized->bytes_after}, {"seconds", quantized->seconds}};
     r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
                        {"bytes", checkpoint.total_bytes()}};
     std::ofstream f(*opt.report);

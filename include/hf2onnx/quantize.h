@@ -1,0 +1,35 @@
+// Dynamic INT8 quantization of an ONNX model (DESIGN.md §5), the pattern of ONNX Runtime's quantize_dynamic.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hf2onnx {
+
+struct QuantizeOptions {
+  std::string weight_type = "int8";              // int8 (symmetric) | uint8 (asymmetric)
+  bool per_channel = false;                      // one scale / zero point per output column
+  bool reduce_range = false;                     // 7-bit weights
+  std::vector<std::string> op_types = {"MatMul", "Gemm", "Gather"};
+  std::string exclude_nodes;                     // regex on node names and output names
+  std::optional<std::filesystem::path> report;   // --report FILE.json
+};
+
+struct QuantizeResult {
+  std::map<std::string, int> quantized_per_op;   // "MatMul" → count
+  uint64_t bytes_before = 0, bytes_after = 0;
+  double seconds = 0;
+};
+
+// Quantizes IN into OUT (written atomically; OUT must differ from IN).
+QuantizeResult quantize_file(const std::filesystem::path& in, const std::filesystem::path& out,
+                             const QuantizeOptions& options);
+
+// The pass itself, writing OUT directly (callers stage the file). Used by `export --quantize`.
+QuantizeResult quantize_onnx(const std::filesystem::path& in, const std::filesystem::path& out,
+                             const QuantizeOptions& options);
+
+}  // namespace hf2onnx

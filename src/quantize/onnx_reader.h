@@ -1,0 +1,43 @@
+// Reads an ONNX file without copying its weights: the protobuf wire format is walked over a memory
+// map, the graph is parsed without its initializers, and each initializer keeps a view of its bytes
+// (raw_data in the file or in its external data file). Used by the quantizer, which must work on any
+// ONNX model, of any size.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "export/onnx_writer.h"
+
+namespace hf2onnx {
+
+struct LazyTensor {
+  onnx::TensorProto header;  // everything but the bulk bytes (typed data fields of small tensors stay here)
+  const uint8_t* data = nullptr;  // raw bytes when stored as raw_data / external data
+  uint64_t size = 0;
+  std::shared_ptr<const void> keep;  // the mapping or buffer behind `data`
+
+  const std::string& name() const { return header.name(); }
+  std::vector<int64_t> dims() const { return {header.dims().begin(), header.dims().end()}; }
+  int64_t numel() const;
+  // The tensor's bytes in raw (little-endian) layout, whichever field holds them.
+  TensorBytes bytes() const;
+  std::vector<float> floats() const;  // FLOAT tensors only
+  Initializer as_initializer() const;
+  // A tensor owning its bytes (for initializers a pass creates).
+  static LazyTensor owned(const std::string& name, int32_t data_type, std::vector<int64_t> dims,
+                          std::shared_ptr<std::vector<uint8_t>> bytes);
+};
+
+struct LazyModel {
+  onnx::ModelProto model;  // graph without initializers
+  std::vector<LazyTensor> initializers;
+};
+
+// Throws an Error naming the file when it is not a readable ONNX model.
+LazyModel read_onnx_lazy(const std::filesystem::path& path);
+
+}  // namespace hf2onnx

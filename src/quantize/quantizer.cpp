@@ -1,0 +1,239 @@
+#include "quantize/quantizer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+#include "export/onnx_check.h"
+#include "export/onnx_writer.h"
+#include "export/output_dir.h"
+#include "hf/mapped_file.h"
+#include "hf2onnx/error.h"
+
+namespace hf2onnx {
+namespace fs = std::filesystem;
+
+QuantContext::QuantContext(LazyModel& model, const QuantizeOptions& opt)
+    : options(opt), weight_type(opt.weight_type == "uint8" ? quant::QType::UInt8 : quant::QType::Int8), model_(model) {
+  for (size_t i = 0; i < model.initializers.size(); ++i) {
+    init_index_[model.initializers[i].name()] = i;
+    names_.insert(model.initializers[i].name());
+  }
+  const auto& g = model.model.graph();
+  for (const auto& vi : g.input()) names_.insert(vi.name());
+  for (const auto& vi : g.output()) names_.insert(vi.name());
+  for (const auto& n : g.node()) {
+    names_.insert(n.name());
+    for (const auto& i : n.input()) names_.insert(i);
+    for (const auto& o : n.output()) names_.insert(o);
+  }
+  if (!opt.exclude_nodes.empty()) exclude_ = std::regex(opt.exclude_nodes);
+}
+
+const LazyTensor* QuantContext::initializer(const std::string& name) const {
+  auto it = init_index_.find(name);
+  if (it != init_index_.end()) return &model_.initializers[it->second];
+  for (const auto& t : added_)
+    if (t.name() == name) return &t;
+  return nullptr;
+}
+
+bool QuantContext::is_float_initializer(const std::string& name, int rank) const {
+  const LazyTensor* t = initializer(name);
+  return t && t->header.data_type() == onnx::TensorProto::FLOAT && t->header.dims_size() == rank;
+}
+
+bool QuantContext::excluded(const onnx::NodeProto& node) const {
+  if (!exclude_) return false;
+  if (std::regex_search(node.name(), *exclude_)) return true;
+  for (const auto& o : node.output())
+    if (std::regex_search(o, *exclude_)) return true;
+  return false;
+}
+
+std::string QuantContext::fresh(const std::string& base) {
+  std::string name = base;
+  for (int i = 1; names_.count(name); ++i) name = base + "_" + std::to_string(i);
+  names_.insert(name);
+  return name;
+}
+
+onnx::NodeProto& QuantContext::add_node(const std::string& op, const std::vector<std::string>& inputs,
+                                        const std::vector<std::string>& outputs, const std::string& name) {
+  nodes.emplace_back();
+  auto& n = nodes.back();
+  n.set_op_type(op);
+  n.set_name(name);
+  for (const auto& i : inputs) n.add_input(i);
+  for (const auto& o : outputs) n.add_output(o);
+  return n;
+}
+
+void QuantContext::add_initializer(LazyTensor t) { added_.push_back(std::move(t)); }
+
+ActivationQuant QuantContext::dynamic_quantize(const std::string& activation) {
+  auto it = activations_.find(activation);
+  if (it != activations_.end()) return it->second;
+  ActivationQuant a{fresh(activation + "_quantized"), fresh(activation + "_scale"), fresh(activation + "_zero_point")};
+  add_node("DynamicQuantizeLinear", {activation}, {a.data, a.scale, a.zero_point}, fresh(activation + "_QuantizeLinear"));
+  return activations_[activation] = a;
+}
+
+QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
+                                              const onnx::NodeProto& node) {
+  const std::string key = name + "|" + std::to_string(static_cast<int>(type)) + "|" + std::to_string(axis) + "|" +
+                          std::to_string(symmetric);
+  auto it = weights_.find(key);
+  if (it != weights_.end()) return it->second;
+  const LazyTensor& t = *initializer(name);
+  const TensorBytes bytes = t.bytes();
+  quant::QuantizedTensor q = with_context("quantizing '" + name + "'", [&] {
+    return quant::quantize_tensor(static_cast<const float*>(bytes.data), t.dims(), type, symmetric,
+                                  options.reduce_range, axis);
+  });
+  hf::MappedFile::release_pages(bytes.data, bytes.size);
+
+  const int32_t qtype = type == quant::QType::UInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
+  QuantizedWeight w{fresh(name + "_quantized"), fresh(name + "_scale"), fresh(name + "_zero_point")};
+  auto data = std::make_shared<std::vector<uint8_t>>(std::move(q.data));
+  add_initializer(LazyTensor::owned(w.data, qtype, t.dims(), data));
+  std::vector<int64_t> param_dims;
+  if (axis >= 0) param_dims = {static_cast<int64_t>(q.scales.size())};
+  auto scales = std::make_shared<std::vector<uint8_t>>(q.scales.size() * 4);
+  std::memcpy(scales->data(), q.scales.data(), scales->size());
+  add_initializer(LazyTensor::owned(w.scale, onnx::TensorProto::FLOAT, param_dims, scales));
+  auto zps = std::make_shared<std::vector<uint8_t>>();
+  for (int z : q.zero_points) zps->push_back(static_cast<uint8_t>(z & 0xff));
+  add_initializer(LazyTensor::owned(w.zero_point, qtype, param_dims, zps));
+
+  auto [smin, smax] = std::minmax_element(q.scales.begin(), q.scales.end());
+  auto [zmin, zmax] = std::minmax_element(q.zero_points.begin(), q.zero_points.end());
+  report_nodes.push_back({{"node", node.name()}, {"op_type", node.op_type()}, {"weight", name}, {"shape", t.dims()},
+                          {"type", type == quant::QType::UInt8 ? "uint8" : "int8"},
+                          {"per_channel", axis >= 0}, {"scale", {*smin, *smax}}, {"zero_point", {*zmin, *zmax}}});
+  return weights_[key] = w;
+}
+
+std::vector<LazyTensor> QuantContext::initializers_out() const {
+  std::set<std::string> used;
+  for (const auto& n : nodes)
+    for (const auto& i : n.input()) used.insert(i);
+  for (const auto& o : model_.model.graph().output()) used.insert(o.name());
+  std::vector<LazyTensor> out;
+  for (const auto& t : model_.initializers)
+    if (used.count(t.name())) out.push_back(t);
+  for (const auto& t : added_)
+    if (used.count(t.name())) out.push_back(t);
+  return out;
+}
+
+namespace {
+
+uint64_t total_size(const fs::path& model) {
+  uint64_t n = fs::file_size(model);
+  fs::path data = model.string() + "_data";
+  if (fs::exists(data)) n += fs::file_size(data);
+  return n;
+}
+
+void validate(const QuantizeOptions& opt) {
+  for (const auto& op : opt.op_types)
+    if (op != "MatMul" && op != "Gemm" && op != "Gather")
+      throw Error("--op-types: unknown op type '" + op + "' (supported: MatMul, Gemm, Gather)");
+  if (opt.weight_type != "int8" && opt.weight_type != "uint8")
+    throw Error("--weight-type: '" + opt.weight_type + "' is not int8 or uint8");
+  try {
+    std::regex re(opt.exclude_nodes);
+  } catch (const std::regex_error& e) {
+    throw Error("--exclude-nodes: invalid regular expression '" + opt.exclude_nodes + "'");
+  }
+}
+
+}  // namespace
+
+QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const QuantizeOptions& opt) {
+  validate(opt);
+  Stopwatch sw;
+  LazyModel model = read_onnx_lazy(in);
+  int64_t opset = -1;
+  for (auto& o : *model.model.mutable_opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") {
+      opset = o.version();
+      if (opset >= 10 && opset < 11) o.set_version(11);  // DynamicQuantizeLinear needs opset 11
+    }
+  if (opset < 10)
+    throw Error(in.string() + ": opset " + std::to_string(opset) + " is below 10, the first with integer MatMul");
+
+  QuantContext ctx(model, opt);
+  auto enabled = [&](const std::string& op) {
+    return std::find(opt.op_types.begin(), opt.op_types.end(), op) != opt.op_types.end();
+  };
+  std::vector<onnx::NodeProto> nodes(model.model.graph().node().begin(), model.model.graph().node().end());
+  if (enabled("Gemm")) rewrite_gemm_as_matmul(ctx, nodes);
+  for (const auto& n : nodes) {
+    const bool from_gemm = ctx.gemm_matmuls.count(n.name()) > 0;
+    const std::string as = from_gemm ? "Gemm" : n.op_type();
+    const OpQuantizer* q = nullptr;
+    for (const auto& e : quantizer_table())
+      if (n.op_type() == e.op_type && enabled(as)) q = &e;
+    if (q && !ctx.excluded(n) && q->should_quantize(ctx, n)) {
+      q->quantize(ctx, n);
+      ctx.counts[as]++;
+    } else {
+      ctx.nodes.push_back(n);
+    }
+  }
+  if (ctx.counts.empty()) spdlog::warn("{}: nothing to quantize; writing an unchanged copy", in.string());
+
+  std::vector<Initializer> inits;
+  for (const auto& t : ctx.initializers_out()) inits.push_back(t.as_initializer());
+  auto* graph = model.model.mutable_graph();
+  graph->clear_node();
+  for (auto& n : ctx.nodes) *graph->add_node() = std::move(n);
+  check_model(model.model, inits);
+  write_onnx(model.model, inits, out);
+
+  QuantizeResult r;
+  r.quantized_per_op = ctx.counts;
+  r.bytes_before = total_size(in);
+  r.bytes_after = total_size(out);
+  r.seconds = sw.seconds();
+  std::string counts;
+  for (const auto& [op, c] : r.quantized_per_op) counts += (counts.empty() ? "" : ", ") + op + " " + std::to_string(c);
+  spdlog::info("quantized {} ({}): {} → {} in {:.2f} s", out.filename().string(), counts.empty() ? "nothing" : counts,
+               format_bytes(r.bytes_before), format_bytes(r.bytes_after), r.seconds);
+  if (opt.report) {
+    nlohmann::json j;
+    j["input"] = in.string();
+    j["output"] = out.string();
+    j["options"] = {{"weight_type", opt.weight_type}, {"per_channel", opt.per_channel},
+                    {"reduce_range", opt.reduce_range}, {"op_types", opt.op_types},
+                    {"exclude_nodes", opt.exclude_nodes}};
+    j["quantized_per_op"] = r.quantized_per_op;
+    j["nodes"] = ctx.report_nodes;
+    j["bytes_before"] = r.bytes_before;
+    j["bytes_after"] = r.bytes_after;
+    j["seconds"] = r.seconds;
+    std::ofstream f(*opt.report);
+    if (!f) throw Error(opt.report->string() + ": cannot write the report");
+    f << j.dump(2) << "\n";
+  }
+  return r;
+}
+
+QuantizeResult quantize_file(const fs::path& in, const fs::path& out, const QuantizeOptions& opt) {
+  validate(opt);
+  if (!fs::exists(in)) throw Error(in.string() + ": no such file");
+  if (fs::weakly_canonical(in) == fs::weakly_canonical(out))
+    throw Error(out.string() + ": the output would overwrite the input; choose another path");
+  fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  OutputDir staging(dir);
+  QuantizeResult r = quantize_onnx(in, staging.stage(out.filename().string()), opt);
+  staging.commit();
+  return r;
+}
+
+}  // namespace hf2onnx
