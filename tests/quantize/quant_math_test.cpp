@@ -1,0 +1,118 @@
+// Tier 1: quantization arithmetic against hand-computed values.
+#include <cmath>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "hf2onnx/error.h"
+#include "quantize/quant_math.h"
+
+namespace hf2onnx::quant {
+namespace {
+
+int8_t s8(uint8_t b) { return static_cast<int8_t>(b); }
+
+TEST(QuantMath, Ranges) {
+  EXPECT_EQ(qrange(QType::Int8, false, true).qmin, -127);
+  EXPECT_EQ(qrange(QType::Int8, false, true).qmax, 127);
+  EXPECT_EQ(qrange(QType::Int8, true, true).qmin, -64);
+  EXPECT_EQ(qrange(QType::Int8, true, true).qmax, 64);
+  EXPECT_EQ(qrange(QType::UInt8, false, false).qmax, 255);
+  EXPECT_EQ(qrange(QType::UInt8, true, false).qmax, 127);
+}
+
+TEST(QuantMath, SymmetricInt8) {
+  // max |w| = 2.54 → scale = 2.54 / 127 = 0.02, zero point 0.
+  float w[] = {-2.54f, -1.0f, 0.0f, 0.5f, 1.27f, 2.0f};
+  auto q = quantize_tensor(w, {2, 3}, QType::Int8, true, false, -1);
+  ASSERT_EQ(q.scales.size(), 1u);
+  EXPECT_FLOAT_EQ(q.scales[0], 0.02f);
+  EXPECT_EQ(q.zero_points[0], 0);
+  // -2.54/0.02 = -127, -1/0.02 = -50, 0.5/0.02 = 25, 1.27/0.02 = 63.5 → 64 (half to even), 2/0.02 = 100
+  std::vector<int> got;
+  for (uint8_t b : q.data) got.push_back(s8(b));
+  EXPECT_EQ(got, (std::vector<int>{-127, -50, 0, 25, 64, 100}));
+}
+
+TEST(QuantMath, AsymmetricUint8) {
+  // range [-1, 3] → scale 4/255, zero point round(0 - (-1)/(4/255)) = round(63.75) = 64
+  float w[] = {-1.f, 0.f, 3.f, 1.f};
+  auto q = quantize_tensor(w, {4}, QType::UInt8, false, false, -1);
+  EXPECT_FLOAT_EQ(q.scales[0], 4.f / 255.f);
+  EXPECT_EQ(q.zero_points[0], 64);
+  // -1 → round(-63.75) + 64 = 0; 0 → 64; 3 → round(191.25) + 64 = 255; 1 → round(63.75) + 64 = 128
+  EXPECT_EQ(q.data, (std::vector<uint8_t>{0, 64, 255, 128}));
+  // A range that does not contain 0 is widened to include it: [2, 4] → [0, 4].
+  float pos[] = {2.f, 4.f};
+  auto p = quantize_tensor(pos, {2}, QType::UInt8, false, false, -1);
+  EXPECT_FLOAT_EQ(p.scales[0], 4.f / 255.f);
+  EXPECT_EQ(p.zero_points[0], 0);
+}
+
+TEST(QuantMath, PerChannelIsPerOutputColumn) {
+  // W [K=2, N=3]; columns have max |w| 1.27, 0.254, 0 → scales 0.01, 0.002, 1 (all-zero column).
+  float w[] = {1.27f, -0.254f, 0.f,  //
+               -0.635f, 0.127f, 0.f};
+  auto q = quantize_tensor(w, {2, 3}, QType::Int8, true, false, 1);
+  ASSERT_EQ(q.scales.size(), 3u);
+  EXPECT_FLOAT_EQ(q.scales[0], 0.01f);
+  EXPECT_FLOAT_EQ(q.scales[1], 0.002f);
+  EXPECT_FLOAT_EQ(q.scales[2], 1.f);
+  std::vector<int> got;
+  for (uint8_t b : q.data) got.push_back(s8(b));
+  EXPECT_EQ(got, (std::vector<int>{127, -127, 0, -64, 64, 0}));  // -63.5 → -64, 63.5 → 64 (half to even)
+}
+
+TEST(QuantMath, ReduceRange) {
+  float w[] = {-1.28f, 0.64f};
+  auto q = quantize_tensor(w, {2}, QType::Int8, true, true, -1);  // ±64: scale 1.28/64 = 0.02
+  EXPECT_FLOAT_EQ(q.scales[0], 0.02f);
+  EXPECT_EQ(s8(q.data[0]), -64);
+  EXPECT_EQ(s8(q.data[1]), 32);
+  float u[] = {0.f, 1.27f};
+  auto p = quantize_tensor(u, {2}, QType::UInt8, false, true, -1);  // 0..127: scale 0.01
+  EXPECT_FLOAT_EQ(p.scales[0], 0.01f);
+  EXPECT_EQ(p.data, (std::vector<uint8_t>{0, 127}));
+}
+
+TEST(QuantMath, RoundHalfToEven) {
+  QParams p{1.0f, 0};
+  QRange r{-127, 127};
+  EXPECT_EQ(s8(quantize_value(0.5f, p, r)), 0);
+  EXPECT_EQ(s8(quantize_value(1.5f, p, r)), 2);
+  EXPECT_EQ(s8(quantize_value(2.5f, p, r)), 2);
+  EXPECT_EQ(s8(quantize_value(-0.5f, p, r)), 0);
+  EXPECT_EQ(s8(quantize_value(-1.5f, p, r)), -2);
+  EXPECT_EQ(s8(quantize_value(300.f, p, r)), 127);   // clipped
+  EXPECT_EQ(s8(quantize_value(-300.f, p, r)), -127);
+}
+
+TEST(QuantMath, AllZeroWeightHasScaleOneZeroPointZero) {
+  float w[4] = {};
+  for (QType t : {QType::Int8, QType::UInt8}) {
+    auto q = quantize_tensor(w, {2, 2}, t, t == QType::Int8, false, -1);
+    EXPECT_FLOAT_EQ(q.scales[0], 1.f);
+    EXPECT_EQ(q.zero_points[0], 0);
+    EXPECT_EQ(q.data, (std::vector<uint8_t>(4, 0)));
+  }
+}
+
+TEST(QuantMath, DenormalAndHugeValues) {
+  const float denorm = std::numeric_limits<float>::denorm_min();
+  float tiny[] = {denorm, -denorm};
+  auto q = quantize_tensor(tiny, {2}, QType::Int8, true, false, -1);  // range below float's normal min
+  EXPECT_FLOAT_EQ(q.scales[0], 1.f);
+  EXPECT_EQ(q.data, (std::vector<uint8_t>{0, 0}));
+  float huge[] = {3e38f, -2e38f, 1.f};
+  auto h = quantize_tensor(huge, {3}, QType::Int8, true, false, -1);
+  EXPECT_FLOAT_EQ(h.scales[0], static_cast<float>(3e38 / 127));
+  EXPECT_TRUE(std::isfinite(h.scales[0]));
+  EXPECT_EQ(s8(h.data[0]), 127);
+  EXPECT_EQ(s8(h.data[1]), -85);  // -84.67
+  EXPECT_EQ(s8(h.data[2]), 0);
+  float bad[] = {1.f, NAN};
+  EXPECT_THROW(quantize_tensor(bad, {2}, QType::Int8, true, false, -1), Error);
+}
+
+}  // namespace
+}  // namespace hf2onnx::quant

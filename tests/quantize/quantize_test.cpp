@@ -1,0 +1,291 @@
+// Tier 4: the quantization pass — structure (op counts, nothing float left with a constant weight,
+// activation×activation MatMuls untouched, checker, loads in ORT), numerics against the FP32 model in
+// ONNX Runtime for every fixture, options, a foreign model with Gemm(transB=1), and bad input.
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include "common/test_util.h"
+#include "hf2onnx/error.h"
+#include "hf2onnx/export.h"
+#include "hf2onnx/quantize.h"
+
+namespace hf2onnx::test {
+namespace {
+
+onnx::ModelProto load(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromIstream(&in)) << p;
+  return m;
+}
+
+std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
+  std::map<std::string, int> c;
+  for (const auto& n : m.graph().node()) c[n.op_type()]++;
+  return c;
+}
+
+std::set<std::string> initializer_names(const onnx::ModelProto& m) {
+  std::set<std::string> s;
+  for (const auto& t : m.graph().initializer()) s.insert(t.name());
+  return s;
+}
+
+// No float MatMul / Gemm with a constant B remains.
+void expect_no_float_weight_matmul(const onnx::ModelProto& m) {
+  auto inits = initializer_names(m);
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() == "MatMul") EXPECT_FALSE(inits.count(n.input(1))) << "float MatMul with constant " << n.input(1);
+    if (n.op_type() == "Gemm") EXPECT_FALSE(inits.count(n.input(1))) << "float Gemm with constant " << n.input(1);
+  }
+}
+
+double argmax_agreement(const Array& a, const Array& b) {
+  const int64_t last = a.shape.back(), rows = a.numel() / last;
+  int64_t same = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = a.f32() + r * last;
+    const float* y = b.f32() + r * last;
+    same += std::max_element(x, x + last) - x == std::max_element(y, y + last) - y;
+  }
+  return static_cast<double>(same) / rows;
+}
+
+fs::path export_fixture(const std::string& fixture, const fs::path& out, std::optional<QuantizeOptions> q = QuantizeOptions{}) {
+  ExportOptions opt;
+  opt.model_dir = models_dir() / fixture;
+  opt.out_dir = out;
+  opt.quantize = q;
+  export_model(opt);
+  return out;
+}
+
+class QuantizedFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32) {
+  const std::string fixture = GetParam();
+  fs::path out = export_fixture(fixture, temp_dir("q_" + fixture) / "onnx");
+  ASSERT_TRUE(fs::exists(out / "model_quantized.onnx"));
+  auto fp32 = load(out / "model.onnx");
+  auto int8 = load(out / "model_quantized.onnx");
+  onnx::checker::check_model(int8);
+  expect_no_float_weight_matmul(int8);
+
+  auto before = op_counts(fp32), after = op_counts(int8);
+  // Every MatMul with a constant weight became MatMulInteger; the attention MatMuls (2 per layer) stay.
+  const int layers = 2, weight_matmuls = before["MatMul"] - 2 * layers;
+  EXPECT_EQ(after["MatMulInteger"], weight_matmuls);
+  EXPECT_EQ(after["MatMul"], 2 * layers);
+  EXPECT_EQ(after["Cast"] - before["Cast"], weight_matmuls);
+  EXPECT_GE(after["DequantizeLinear"], 2);  // word + position embedding tables
+  // One DynamicQuantizeLinear per activation: fewer than the MatMulIntegers (q, k, v share one).
+  EXPECT_LT(after["DynamicQuantizeLinear"], after["MatMulInteger"]);
+  EXPECT_LT(fs::file_size(out / "model_quantized.onnx"), fs::file_size(out / "model.onnx") / 2);
+
+  for (const std::string set : {"a", "b"}) {
+    const fs::path in = models_dir() / fixture / "ref" / set;
+    run_ort({{out / "model.onnx", in, out / ("fp32_" + set)}, {out / "model_quantized.onnx", in, out / ("int8_" + set)}});
+    for (const auto& e : fs::directory_iterator(out / ("fp32_" + set))) {
+      Array f = read_npy(e.path());
+      Array q = read_npy(out / ("int8_" + set) / e.path().filename());
+      double cos = cosine(f, q);
+      EXPECT_GE(cos, 0.99) << fixture << " " << e.path().filename() << " set " << set;
+      std::printf("[ metrics  ] %s %s set %s: cosine %.5f, argmax agreement %.3f\n", fixture.c_str(),
+                  e.path().filename().c_str(), set.c_str(), cos, argmax_agreement(f, q));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedFixture,
+                         ::testing::Values("bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(Quantize, OptionsChangeWhatIsQuantizedAndHow) {
+  fs::path dir = temp_dir("q_options");
+  fs::path fp32 = export_fixture("bert-seqcls", dir / "fp32", std::nullopt) / "model.onnx";
+
+  QuantizeOptions per_channel;
+  per_channel.per_channel = true;
+  per_channel.report = dir / "report.json";
+  quantize_file(fp32, dir / "pc.onnx", per_channel);
+  auto pc = load(dir / "pc.onnx");
+  for (const auto& t : pc.graph().initializer())
+    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_scale") EXPECT_EQ(t.dims_size(), 1);
+  nlohmann::json report = nlohmann::json::parse(read_file(dir / "report.json"));
+  EXPECT_EQ(report["quantized_per_op"]["MatMul"], 14);
+  EXPECT_EQ(report["quantized_per_op"]["Gather"], 3);
+  EXPECT_EQ(report["nodes"].size(), 17u);
+  EXPECT_TRUE(report["nodes"][0].contains("scale"));
+  EXPECT_LT(report["bytes_after"].get<uint64_t>(), report["bytes_before"].get<uint64_t>());
+
+  QuantizeOptions only_matmul;
+  only_matmul.op_types = {"MatMul"};
+  only_matmul.exclude_nodes = "classifier|pooler";
+  only_matmul.weight_type = "uint8";
+  only_matmul.reduce_range = true;
+  quantize_file(fp32, dir / "mm.onnx", only_matmul);
+  auto mm = load(dir / "mm.onnx");
+  auto counts = op_counts(mm);
+  EXPECT_EQ(counts["MatMulInteger"], 12);  // 14 minus the excluded pooler and classifier
+  EXPECT_EQ(counts["DequantizeLinear"], 0);  // Gather not selected
+  for (const auto& t : mm.graph().initializer())
+    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_quantized")
+      EXPECT_EQ(t.data_type(), onnx::TensorProto::UINT8);
+  EXPECT_TRUE(initializer_names(mm).count("classifier.weight"));
+
+  // All three variants still agree with FP32 in ORT.
+  const fs::path in = models_dir() / "bert-seqcls" / "ref" / "b";
+  run_ort({{fp32, in, dir / "o_fp32"}, {dir / "pc.onnx", in, dir / "o_pc"}, {dir / "mm.onnx", in, dir / "o_mm"}});
+  Array f = read_npy(dir / "o_fp32" / "logits.npy");
+  EXPECT_GE(cosine(f, read_npy(dir / "o_pc" / "logits.npy")), 0.99);
+  EXPECT_GE(cosine(f, read_npy(dir / "o_mm" / "logits.npy")), 0.99);
+}
+
+// A model this project did not produce, written with the ONNX C++ API: Gemm(transB=1) + shared weight.
+TEST(Quantize, ForeignModelWithGemmTransB) {
+  fs::path dir = temp_dir("q_foreign");
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("foreign");
+  auto add_vi = [](google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const std::string& name,
+                   std::vector<std::string> dims) {
+    auto* vi = list->Add();
+    vi->set_name(name);
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (auto& d : dims) {
+      if (isdigit(static_cast<unsigned char>(d[0]))) tt->mutable_shape()->add_dim()->set_dim_value(std::stoll(d));
+      else tt->mutable_shape()->add_dim()->set_dim_param(d);
+    }
+  };
+  add_vi(g->mutable_input(), "x", {"batch", "16"});
+  add_vi(g->mutable_output(), "y", {"batch", "8"});
+  add_vi(g->mutable_output(), "z", {"batch", "8"});
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0, 0.5);
+  auto add_init = [&](const std::string& name, std::vector<int64_t> dims) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (auto d : dims) { t->add_dims(d); n *= d; }
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(nd(rng));  // typed field, not raw_data
+  };
+  add_init("W", {8, 16});  // used transposed by Gemm(transB=1)
+  add_init("C", {8});
+  add_init("V", {16, 8});  // shared by two MatMuls
+  auto node = [&](const std::string& op, std::vector<std::string> in, std::string out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(op + "_" + out);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto* gemm = node("Gemm", {"x", "W", "C"}, "y");
+  auto* tb = gemm->add_attribute();
+  tb->set_name("transB");
+  tb->set_type(onnx::AttributeProto::INT);
+  tb->set_i(1);
+  auto* alpha = gemm->add_attribute();
+  alpha->set_name("alpha");
+  alpha->set_type(onnx::AttributeProto::FLOAT);
+  alpha->set_f(0.5f);
+  node("MatMul", {"x", "V"}, "m1");
+  node("Relu", {"x"}, "r");
+  node("MatMul", {"r", "V"}, "m2");
+  node("Add", {"m1", "m2"}, "z");
+  onnx::checker::check_model(m);
+  {
+    std::ofstream f(dir / "foreign.onnx", std::ios::binary);
+    m.SerializeToOstream(&f);
+  }
+  QuantizeOptions opt;
+  auto r = quantize_file(dir / "foreign.onnx", dir / "foreign_q.onnx", opt);
+  EXPECT_EQ(r.quantized_per_op["Gemm"], 1);
+  EXPECT_EQ(r.quantized_per_op["MatMul"], 2);
+  auto q = load(dir / "foreign_q.onnx");
+  onnx::checker::check_model(q);
+  expect_no_float_weight_matmul(q);
+  auto inits = initializer_names(q);
+  EXPECT_TRUE(inits.count("V_quantized"));
+  EXPECT_FALSE(inits.count("V_quantized_1"));  // the shared weight is quantized once
+  EXPECT_FALSE(inits.count("V"));              // and its float copy removed
+  EXPECT_EQ(op_counts(q)["DynamicQuantizeLinear"], 2);  // x (shared by Gemm and MatMul) and r
+
+  std::vector<float> x(3 * 16);
+  for (auto& v : x) v = nd(rng);
+  fs::create_directories(dir / "in");
+  write_npy(dir / "in" / "x.npy", make_f32({3, 16}, x.data()));
+  run_ort({{dir / "foreign.onnx", dir / "in", dir / "o32"}, {dir / "foreign_q.onnx", dir / "in", dir / "o8"}});
+  for (const char* out : {"y.npy", "z.npy"}) {
+    double cos = cosine(read_npy(dir / "o32" / out), read_npy(dir / "o8" / out));
+    EXPECT_GE(cos, 0.99) << out;
+  }
+}
+
+TEST(Quantize, ExternalDataInputIsRead) {
+  fs::path dir = temp_dir("q_external");
+  ExportOptions opt;
+  opt.model_dir = models_dir() / "bert";
+  opt.out_dir = dir / "onnx";
+  opt.force_external_data = true;
+  export_model(opt);
+  ASSERT_TRUE(fs::exists(dir / "onnx" / "model.onnx_data"));
+  quantize_file(dir / "onnx" / "model.onnx", dir / "q.onnx", QuantizeOptions{});
+  const fs::path in = models_dir() / "bert" / "ref" / "a";
+  run_ort({{dir / "onnx" / "model.onnx", in, dir / "o32"}, {dir / "q.onnx", in, dir / "o8"}});
+  EXPECT_GE(cosine(read_npy(dir / "o32" / "last_hidden_state.npy"), read_npy(dir / "o8" / "last_hidden_state.npy")), 0.99);
+}
+
+TEST(Quantize, BadInput) {
+  fs::path dir = temp_dir("q_bad");
+  fs::path fp32 = export_fixture("bert", dir / "fp32", std::nullopt) / "model.onnx";
+  auto fails = [&](const std::string& args, const std::string& expected) {
+    auto r = run_cli("quantize " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << "expected '" << expected << "' in " << r.err;
+  };
+  write_file(dir / "junk.onnx", "this is not a protobuf at all, just text\n");
+  fails("'" + (dir / "junk.onnx").string() + "' '" + (dir / "x.onnx").string() + "'", "not a valid ONNX model");
+  EXPECT_FALSE(fs::exists(dir / "x.onnx"));
+  fails("'" + fp32.string() + "' '" + fp32.string() + "'", "would overwrite the input");
+  fails("'" + fp32.string() + "' '" + (dir / "y.onnx").string() + "' --op-types MatMul,Conv", "unknown op type 'Conv'");
+  fails("'" + fp32.string() + "' '" + (dir / "y.onnx").string() + "' --exclude-nodes '('", "invalid regular expression");
+  EXPECT_FALSE(fs::exists(dir / "y.onnx"));
+
+  // Opset 9: refused.
+  auto m = load(fp32);
+  m.mutable_opset_import(0)->set_version(9);
+  {
+    std::ofstream f(dir / "old.onnx", std::ios::binary);
+    m.SerializeToOstream(&f);
+  }
+  fails("'" + (dir / "old.onnx").string() + "' '" + (dir / "z.onnx").string() + "'", "opset 9 is below 10");
+
+  // Nothing to quantize: a warning and a valid copy.
+  auto r = run_cli("quantize '" + fp32.string() + "' '" + (dir / "same.onnx").string() + "' --exclude-nodes '.'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to quantize"), std::string::npos) << r.err;
+  auto copy = load(dir / "same.onnx");
+  onnx::checker::check_model(copy);
+  EXPECT_EQ(copy.graph().node_size(), load(fp32).graph().node_size());
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
