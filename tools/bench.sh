@@ -11,33 +11,34 @@ mkdir -p "$work"
 ckpt_bytes=$(stat -c %s "$work/bert-base/model.safetensors")
 
 runs=3
-best_wall=""; best_rss=""
-for i in $(seq $runs); do
-  rm -rf "$work/bert-base-onnx"
-  /usr/bin/time -v build/hf2onnx export -q "$work/bert-base" "$work/bert-base-onnx" 2> "$work/time.txt"
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
-  echo "run $i: ${wall} s, peak RSS ${rss} KB"
-  if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then best_wall=$wall; fi
-  if [ -z "$best_rss" ] || [ "$rss" -gt "$best_rss" ]; then best_rss=$rss; fi
-done
+# measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
+# CLEANUP_PATH first); sets best_wall (lowest seconds) and best_rss (highest KB).
+measure() {
+  local label=$1 cleanup=$2 wall rss
+  shift 2
+  best_wall=""; best_rss=""
+  for i in $(seq $runs); do
+    rm -rf "$cleanup"
+    /usr/bin/time -v "$@" 2> "$work/time.txt"
+    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
+    echo "$label run $i: ${wall} s, peak RSS ${rss} KB"
+    if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then best_wall=$wall; fi
+    if [ -z "$best_rss" ] || [ "$rss" -gt "$best_rss" ]; then best_rss=$rss; fi
+  done
+}
+measure export "$work/bert-base-onnx" build/hf2onnx export -q "$work/bert-base" "$work/bert-base-onnx"
 onnx_bytes=$(stat -c %s "$work/bert-base-onnx/model.onnx")
 ratio=$(awk "BEGIN{printf \"%.2f\", $best_rss*1024/$ckpt_bytes}")
 
 # Quantize the FP32 export: per-tensor (default) and per-channel; time and peak RSS of the per-tensor run.
 fp32="$work/bert-base-onnx/model.onnx"
-q_wall=""; q_rss=""
-for i in $(seq $runs); do
-  rm -f "$work/int8.onnx"
-  /usr/bin/time -v build/hf2onnx quantize -q "$fp32" "$work/int8.onnx" 2> "$work/time.txt"
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
-  echo "quantize run $i: ${wall} s, peak RSS ${rss} KB"
-  if [ -z "$q_wall" ] || awk "BEGIN{exit !($wall < $q_wall)}"; then q_wall=$wall; fi
-  if [ -z "$q_rss" ] || [ "$rss" -gt "$q_rss" ]; then q_rss=$rss; fi
-done
-/usr/bin/time -v build/hf2onnx quantize -q --per-channel "$fp32" "$work/int8_pc.onnx" 2> "$work/time.txt"
-pc_wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
+export_wall=$best_wall; export_rss=$best_rss
+measure "quantize per-channel" "$work/int8_pc.onnx" build/hf2onnx quantize -q --per-channel "$fp32" "$work/int8_pc.onnx"
+pc_wall=$best_wall
+measure quantize "$work/int8.onnx" build/hf2onnx quantize -q "$fp32" "$work/int8.onnx"
+q_wall=$best_wall; q_rss=$best_rss
+best_wall=$export_wall; best_rss=$export_rss
 int8_bytes=$(stat -c %s "$work/int8.onnx")
 size_ratio=$(awk "BEGIN{printf \"%.3f\", $int8_bytes/$onnx_bytes}")
 q_rss_ratio=$(awk "BEGIN{printf \"%.2f\", $q_rss*1024/$onnx_bytes}")
@@ -74,7 +75,7 @@ For scale (from the issue, same machine): transformers + torch.onnx.export takes
 ## Dynamic INT8 quantization of that export
 
 \`hf2onnx quantize\` on the FP32 model.onnx above (MatMul + Gather, int8 symmetric weights);
-best wall time and highest peak RSS of $runs runs.
+best wall time and highest peak RSS of $runs runs each.
 
 | metric | value | target |
 |---|---|---|

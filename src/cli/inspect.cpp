@@ -5,14 +5,13 @@
 #include <map>
 
 #include <onnx/onnx_pb.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 
 #include "common/log.h"
 #include "hf/checkpoint.h"
 #include "hf/config.h"
 #include "hf2onnx/error.h"
 #include "models/registry.h"
+#include "quantize/onnx_reader.h"
 
 namespace hf2onnx {
 namespace fs = std::filesystem;
@@ -30,13 +29,8 @@ std::string dims_str(const onnx::ValueInfoProto& vi) {
 }
 
 void inspect_onnx(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open");
-  google::protobuf::io::IstreamInputStream raw(&in);
-  google::protobuf::io::CodedInputStream coded(&raw);
-  coded.SetTotalBytesLimit(INT32_MAX);
-  onnx::ModelProto model;
-  if (!model.ParseFromCodedStream(&coded)) throw Error(path.string() + ": not an ONNX model (protobuf parse failed)");
+  LazyModel lazy = read_onnx_lazy(path);  // weights are not read
+  const onnx::ModelProto& model = lazy.model;
   const auto& g = model.graph();
   std::printf("%s: ONNX model (IR %lld", path.string().c_str(), static_cast<long long>(model.ir_version()));
   for (const auto& o : model.opset_import())
@@ -61,16 +55,12 @@ void inspect_onnx(const fs::path& path) {
     first = false;
   }
   std::map<std::string, std::pair<int, uint64_t>> inits;  // dtype → count, bytes
-  for (const auto& t : g.initializer()) {
-    uint64_t n = 1;
-    for (auto d : t.dims()) n *= static_cast<uint64_t>(d);
-    auto& e = inits[onnx::TensorProto_DataType_Name(t.data_type())];
+  for (const auto& t : lazy.initializers) {
+    auto& e = inits[onnx::TensorProto_DataType_Name(t.header.data_type())];
     e.first++;
-    e.second += t.has_raw_data() ? t.raw_data().size() : 0;
-    for (const auto& kv : t.external_data())
-      if (kv.key() == "length") e.second += std::stoull(kv.value());
+    e.second += static_cast<uint64_t>(t.numel()) * onnx_type_size(t.header.data_type());
   }
-  std::printf(")\ninitializers: %d", g.initializer_size());
+  std::printf(")\ninitializers: %zu", lazy.initializers.size());
   for (const auto& [dt, e] : inits) std::printf(", %s %d (%s)", dt.c_str(), e.first, format_bytes(e.second).c_str());
   std::printf("\n");
 }

@@ -1,5 +1,6 @@
-// Nothing half-written: files are staged in a temporary folder beside OUT_DIR and moved into OUT_DIR
-// only when every stage succeeded. On failure (or destruction without commit) the staging is removed.
+// Nothing half-written: files are staged in a hidden temporary folder (inside OUT_DIR when it exists,
+// else beside it) and moved into OUT_DIR only when every stage succeeded. On failure (or destruction
+// without commit) the staging folder is removed.
 #pragma once
 #include <filesystem>
 #include <string>

@@ -75,13 +75,7 @@ ExportResult export_model(const ExportOptions& opt) {
                format_bytes(checkpoint.total_bytes()), checkpoint.format, stage("read", sw));
 
   sw = Stopwatch();
-  BuildContext build{config, task, [&](const std::string& key) {
-                       for (const auto& [k, t] : checkpoint.tensors)
-                         if (k == key || (k.size() > key.size() && k.compare(k.size() - key.size(), key.size(), key) == 0 &&
-                                          k[k.size() - key.size() - 1] == '.'))
-                           return true;
-                       return false;
-                     }};
+  BuildContext build{config, task, [&](const std::string& key) { return checkpoint.has_tensor(key); }};
   std::shared_ptr<ExportModel> model = with_context(config_path.string(), [&] { return arch.build(build); });
   const bool strict = task == arch.task;
   LoadSummary loaded = load_weights(*model->module, checkpoint, model->load_rules, strict, opt.model_dir.string());

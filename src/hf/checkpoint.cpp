@@ -39,6 +39,14 @@ uint64_t Checkpoint::total_bytes() const {
   return n;
 }
 
+bool Checkpoint::has_tensor(const std::string& key) const {
+  for (const auto& [k, t] : tensors)
+    if (k == key || (k.size() > key.size() && k.compare(k.size() - key.size(), key.size(), key) == 0 &&
+                     k[k.size() - key.size() - 1] == '.'))
+      return true;
+  return false;
+}
+
 std::vector<fs::path> find_weight_files(const fs::path& dir) {
   std::vector<fs::path> found;
   for (const char* c : kCandidates)

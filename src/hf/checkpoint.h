@@ -15,6 +15,8 @@ struct Checkpoint {
   std::vector<std::filesystem::path> files;
   std::string format;  // "safetensors", "pytorch zip", "pytorch legacy"; "+ sharded" when indexed
   uint64_t total_bytes() const;
+  // True when `key` is a tensor, directly or under a module prefix ("bert." + key).
+  bool has_tensor(const std::string& key) const;
 };
 
 Checkpoint load_checkpoint(const std::filesystem::path& model_dir);

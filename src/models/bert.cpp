@@ -189,16 +189,7 @@ std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx) {
   const Config c = Config::from(ctx.config);
   auto m = std::make_shared<ExportModel>();
   m->task = ctx.task;
-  const bool token_types = c.type_vocab_size > 1;
-  m->inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
-               {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
-  if (token_types) m->inputs.push_back({"token_type_ids", torch::kLong, {"batch_size", "sequence_length"}});
-  auto token_type_ids = [token_types](const std::vector<torch::Tensor>& in) {
-    return token_types ? in[2] : torch::Tensor();
-  };
-  m->example_inputs = [inputs = m->inputs, vocab = c.vocab_size](const DimSizes& dims) {
-    return layers::make_text_inputs(inputs, vocab, dims);
-  };
+  auto token_type_ids = layers::set_text_encoder_inputs(*m, c.type_vocab_size, c.vocab_size);
   m->load_rules.ignored_keys = {R"((bert\.)?embeddings\.position_ids)"};
 
   if (ctx.task == Task::FeatureExtraction) {

@@ -157,11 +157,7 @@ std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx) {
   const Config c = Config::from(ctx.config);
   auto m = std::make_shared<ExportModel>();
   m->task = ctx.task;
-  m->inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
-               {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
-  m->example_inputs = [inputs = m->inputs, vocab = c.vocab_size](const DimSizes& dims) {
-    return layers::make_text_inputs(inputs, vocab, dims);
-  };
+  layers::set_text_encoder_inputs(*m, /*type_vocab_size=*/1, c.vocab_size);
   m->load_rules.ignored_keys = {R"((distilbert\.)?embeddings\.position_ids)"};
 
   if (ctx.task == Task::FeatureExtraction) {

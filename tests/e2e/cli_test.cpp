@@ -146,6 +146,27 @@ TEST(Cli, PicklesReferencingCodeAreRefused) {
   EXPECT_FALSE(fs::exists("/tmp/hf2onnx_pwned"));
 }
 
+TEST(Cli, AFailedExportLeavesAnExistingOutputFolderAsItWas) {
+  fs::path dir = copy_fixture("bert", "cli_existing_src");
+  set_config(dir, "\"BertModel\"", "\"FooBarModel\"");
+  fs::path out = temp_dir("cli_existing") / "onnx";
+  fs::create_directories(out);
+  write_file(out / "keep.txt", "user file");
+  auto r = run_cli("export -q '" + dir.string() + "' '" + out.string() + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(out)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"keep.txt"});
+  // And a successful export into it adds the model beside the user's file.
+  r = run_cli("export -q '" + (models_dir() / "bert").string() + "' '" + out.string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "model.onnx"));
+  EXPECT_TRUE(fs::exists(out / "keep.txt"));
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(out)) n += e.path().filename().string().rfind(".hf2onnx-tmp", 0) == 0;
+  EXPECT_EQ(n, 0u);
+}
+
 TEST(Cli, InspectACheckpointFolder) {
   auto r = run_cli("inspect '" + (models_dir() / "bert-legacy").string() + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -22,12 +22,7 @@ torch::Tensor load_input(const fs::path& file) {
 std::shared_ptr<ExportModel> build(const fs::path& dir, Task task, const hf::Checkpoint* ck) {
   auto config = hf::Config::load(dir / "config.json");
   const auto& arch = find_architecture(config.architecture(), "test");
-  BuildContext ctx{config, task, [ck](const std::string& key) {
-                     if (!ck) return false;
-                     for (const auto& [k, t] : ck->tensors)
-                       if (k == key || (k.size() > key.size() && k.substr(k.size() - key.size() - 1) == "." + key)) return true;
-                     return false;
-                   }};
+  BuildContext ctx{config, task, [ck](const std::string& key) { return ck && ck->has_tensor(key); }};
   return arch.build(ctx);
 }
 

@@ -91,6 +91,17 @@ std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs
   return out;
 }
 
+TokenTypeIds set_text_encoder_inputs(ExportModel& m, int64_t type_vocab_size, int64_t vocab_size) {
+  const bool token_types = type_vocab_size > 1;
+  m.inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
+              {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
+  if (token_types) m.inputs.push_back({"token_type_ids", torch::kLong, {"batch_size", "sequence_length"}});
+  m.example_inputs = [inputs = m.inputs, vocab_size](const DimSizes& dims) {
+    return make_text_inputs(inputs, vocab_size, dims);
+  };
+  return [token_types](const std::vector<torch::Tensor>& in) { return token_types ? in[2] : torch::Tensor(); };
+}
+
 int64_t num_labels(const hf::Config& config) {
   if (auto n = config.get_int("num_labels")) return *n;
   if (size_t n = config.object_size("id2label")) return static_cast<int64_t>(n);

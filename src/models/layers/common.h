@@ -1,6 +1,7 @@
 // Layers shared by the model files. Parameters are registered with their HF names and shapes;
 // their storage comes from the checkpoint at load time (models/loader.h), never initialised here.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,12 +51,18 @@ torch::Tensor activate(Activation act, const torch::Tensor& x);
 
 namespace hf2onnx {
 struct TensorSpec;
+struct ExportModel;
 }
 namespace hf2onnx::layers {
 // Example text inputs for the given specs at the given dims: random ids below `vocab_size`, masks of
 // ones with the last row padded by two, zeros for token_type_ids, 0..S-1 for position_ids.
 std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs, int64_t vocab_size,
                                             const std::map<std::string, int64_t>& dims);
+// The inputs of a text encoder (input_ids, attention_mask, and token_type_ids when the model has more
+// than one token type) with their example-input factory. Returns how the forward finds token_type_ids
+// among its inputs (undefined when absent).
+using TokenTypeIds = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+TokenTypeIds set_text_encoder_inputs(ExportModel& model, int64_t type_vocab_size, int64_t vocab_size);
 // Number of labels of a classification head: num_labels, else the size of id2label, else 2.
 int64_t num_labels(const hf::Config& config);
 }  // namespace hf2onnx::layers
