@@ -4,6 +4,8 @@
 #include <cfenv>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "hf2onnx/error.h"
 
@@ -54,8 +56,25 @@ uint8_t quantize_value(float x, QParams p, QRange r) {
   return out;
 }
 
+namespace {
+// Runs fn(begin, end) over [0, n) split across the cores, each part at least `grain` long
+// (weights are up to ~10^8 values; small ones stay on one thread).
+template <typename Fn>
+void parallel_ranges(int64_t n, int64_t grain, Fn&& fn) {
+  int64_t threads = std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()), n / std::max<int64_t>(grain, 1));
+  if (threads <= 1) return fn(int64_t(0), n);
+  std::vector<std::thread> pool;
+  const int64_t chunk = (n + threads - 1) / threads;
+  for (int64_t t = 1; t < threads; ++t)
+    pool.emplace_back([&, t] { fn(t * chunk, std::min(n, (t + 1) * chunk)); });
+  fn(int64_t(0), std::min(n, chunk));
+  for (auto& th : pool) th.join();
+}
+}  // namespace
+
 QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, QType type, bool symmetric,
                                 bool reduce_range, int axis) {
+  constexpr int64_t kGrain = 1 << 20;
   if (std::fegetround() != FE_TONEAREST) std::fesetround(FE_TONEAREST);
   int64_t n = 1;
   for (auto d : dims) n *= d;
@@ -66,13 +85,20 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
   QuantizedTensor out;
   out.data.resize(static_cast<size_t>(n));
   if (axis < 0) {
+    std::mutex m;
     float lo = 0, hi = 0;  // the range always includes 0
-    for (int64_t i = 0; i < n; ++i) {
-      lo = std::min(lo, x[i]);
-      hi = std::max(hi, x[i]);
-    }
+    parallel_ranges(n, kGrain, [&](int64_t b, int64_t e) {
+      float l = 0, h = 0;
+      for (int64_t i = b; i < e; ++i) {
+        l = std::min(l, x[i]);
+        h = std::max(h, x[i]);
+      }
+      std::lock_guard<std::mutex> lock(m);
+      lo = std::min(lo, l);
+      hi = std::max(hi, h);
+    });
     QParams p = compute_params(lo, hi, range, symmetric);
-    quantize_span(x, n, p, range, out.data.data());
+    parallel_ranges(n, kGrain, [&](int64_t b, int64_t e) { quantize_span(x + b, e - b, p, range, out.data.data() + b); });
     out.scales = {p.scale};
     out.zero_points = {p.zero_point};
     return out;
@@ -102,7 +128,8 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
       zp[c] = static_cast<float>(params[c].zero_point);
     }
     const float lo_q = static_cast<float>(range.qmin), hi_q = static_cast<float>(range.qmax);
-    for (int64_t o = 0; o < outer; ++o) {
+    parallel_ranges(outer, kGrain / std::max<int64_t>(channels, 1), [&](int64_t row_begin, int64_t row_end) {
+    for (int64_t o = row_begin; o < row_end; ++o) {
       const float* row = x + o * channels;
       uint8_t* q = out.data.data() + o * channels;
       for (int64_t c = 0; c < channels; ++c) {
@@ -110,6 +137,7 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
         q[c] = static_cast<uint8_t>(static_cast<int>(std::min(std::max(round_half_even(v) + zp[c], lo_q), hi_q)));
       }
     }
+    });
     return out;
   }
   for (int64_t o = 0; o < outer; ++o)

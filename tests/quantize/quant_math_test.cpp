@@ -114,5 +114,35 @@ TEST(QuantMath, DenormalAndHugeValues) {
   EXPECT_THROW(quantize_tensor(bad, {2}, QType::Int8, true, false, -1), Error);
 }
 
+// Large weights take the multi-threaded path; it must give exactly the single-value results.
+TEST(QuantMath, LargeTensorsMatchTheScalarPath) {
+  const int64_t rows = 1536, cols = 2048;  // 3.1 M values: split across threads
+  std::vector<float> w(rows * cols);
+  uint32_t state = 12345;
+  for (auto& v : w) {
+    state = state * 1664525u + 1013904223u;
+    v = (static_cast<float>(state >> 8) / 16777216.f - 0.5f) * 3.f;
+  }
+  w[777] = -7.5f;  // the extreme sits in one thread's range only
+  for (int axis : {-1, 1}) {
+    auto q = quantize_tensor(w.data(), {rows, cols}, QType::Int8, true, false, axis);
+    const QRange r = qrange(QType::Int8, false, true);
+    for (int64_t c : {int64_t(0), int64_t(1), int64_t(777), cols - 1}) {
+      float lo = 0, hi = 0;
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          if (axis < 0 || j == c) {
+            lo = std::min(lo, w[i * cols + j]);
+            hi = std::max(hi, w[i * cols + j]);
+          }
+      QParams p = compute_params(lo, hi, r, true);
+      EXPECT_EQ(q.scales[axis < 0 ? 0 : c], p.scale) << "axis " << axis << " column " << c;
+      for (int64_t i = 0; i < rows; i += 97)
+        ASSERT_EQ(q.data[i * cols + c], quantize_value(w[i * cols + c], p, r)) << "axis " << axis << " at " << i << "," << c;
+    }
+    if (axis < 0) EXPECT_FLOAT_EQ(q.scales[0], 7.5f / 127);
+  }
+}
+
 }  // namespace
 }  // namespace hf2onnx::quant
