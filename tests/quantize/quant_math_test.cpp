@@ -129,12 +129,13 @@ TEST(QuantMath, LargeTensorsMatchTheScalarPath) {
     const QRange r = qrange(QType::Int8, false, true);
     for (int64_t c : {int64_t(0), int64_t(1), int64_t(777), cols - 1}) {
       float lo = 0, hi = 0;
-      for (int64_t i = 0; i < rows; ++i)
-        for (int64_t j = 0; j < cols; ++j)
-          if (axis < 0 || j == c) {
-            lo = std::min(lo, w[i * cols + j]);
-            hi = std::max(hi, w[i * cols + j]);
-          }
+      for (int64_t i = 0; i < rows; ++i) {
+        for (int64_t j = 0; j < cols; ++j) {
+          if (axis >= 0 && j != c) continue;
+          lo = std::min(lo, w[i * cols + j]);
+          hi = std::max(hi, w[i * cols + j]);
+        }
+      }
       QParams p = compute_params(lo, hi, r, true);
       EXPECT_EQ(q.scales[axis < 0 ? 0 : c], p.scale) << "axis " << axis << " column " << c;
       for (int64_t i = 0; i < rows; i += 97)
