@@ -138,8 +138,9 @@ TEST(QuantMath, LargeTensorsMatchTheScalarPath) {
       }
       QParams p = compute_params(lo, hi, r, true);
       EXPECT_EQ(q.scales[axis < 0 ? 0 : c], p.scale) << "axis " << axis << " column " << c;
-      for (int64_t i = 0; i < rows; i += 97)
+      for (int64_t i = 0; i < rows; i += 97) {
         ASSERT_EQ(q.data[i * cols + c], quantize_value(w[i * cols + c], p, r)) << "axis " << axis << " at " << i << "," << c;
+      }
     }
     if (axis < 0) EXPECT_FLOAT_EQ(q.scales[0], 7.5f / 127);
   }
