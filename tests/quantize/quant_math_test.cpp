@@ -142,7 +142,9 @@ TEST(QuantMath, LargeTensorsMatchTheScalarPath) {
         ASSERT_EQ(q.data[i * cols + c], quantize_value(w[i * cols + c], p, r)) << "axis " << axis << " at " << i << "," << c;
       }
     }
-    if (axis < 0) EXPECT_FLOAT_EQ(q.scales[0], 7.5f / 127);
+    if (axis < 0) {
+      EXPECT_FLOAT_EQ(q.scales[0], 7.5f / 127);
+    }
   }
 }
 
