@@ -1,5 +1,6 @@
 #include "export/lower_graph.h"
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -28,7 +29,12 @@ void set_value_info(LoweringContext& ctx, onnx::ValueInfoProto* vi, const Value*
   auto* shape = tt->mutable_shape();
   for (size_t i = 0; i < dims.size(); ++i) {
     auto* d = shape->add_dim();
-    if (!io.dims[i].empty()) {
+    const bool numeric = !io.dims[i].empty() && std::all_of(io.dims[i].begin(), io.dims[i].end(), ::isdigit);
+    if (numeric) {
+      if (!dims[i].has_value() || *dims[i] != std::stoll(io.dims[i]))
+        throw Error("'" + io.name + "' dim " + std::to_string(i) + " should be " + io.dims[i] + " at both trace shapes");
+      d->set_dim_value(*dims[i]);
+    } else if (!io.dims[i].empty()) {
       if (dims[i].has_value())
         throw Error("'" + io.name + "' dim " + std::to_string(i) + " should follow " + io.dims[i] +
                     " but stayed " + std::to_string(*dims[i]) + " at both trace shapes: a size was frozen");

@@ -10,5 +10,7 @@ namespace hf2onnx {
 std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_roberta(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx);
 
 }  // namespace hf2onnx

@@ -42,7 +42,9 @@ LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, co
     auto it = ck.tensors.find(name);
     if (it != ck.tensors.end()) found = &it->second;
     for (size_t i = 0; !found && i < rules.optional_prefixes.size(); ++i) {
-      key = rules.optional_prefixes[i] + name;
+      const std::string& prefix = rules.optional_prefixes[i];
+      const bool prefixed = name.rfind(prefix, 0) == 0;
+      key = prefixed ? name.substr(prefix.size()) : prefix + name;  // stored without, or with, the prefix
       auto jt = ck.tensors.find(key);
       if (jt != ck.tensors.end()) found = &jt->second;
     }

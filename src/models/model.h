@@ -16,7 +16,9 @@ namespace hf2onnx {
 struct TensorSpec {
   std::string name;                 // ONNX name: input_ids, logits, ...
   torch::Dtype dtype = torch::kFloat;
-  std::vector<std::string> dims;    // dynamic dim names; "" where the dim is static (taken from the trace)
+  // Per dim: a dynamic dim name ("batch_size", "past_sequence_length + sequence_length"), a number for a
+  // static size, or "" for a static size taken from the trace.
+  std::vector<std::string> dims;
 };
 
 // Sizes of the dynamic dims for one example input: {"batch_size": 4, "sequence_length": 9}.
@@ -25,14 +27,16 @@ using DimSizes = std::map<std::string, int64_t>;
 // The two shapes every forward is traced at: every dynamic size differs between them, and neither is a
 // shape the tests validate at (fixture sets a: 2×7, b: 3×11), so a frozen size cannot pass unnoticed.
 inline const std::vector<DimSizes>& trace_shapes() {
-  static const std::vector<DimSizes> kShapes = {{{"batch_size", 4}, {"sequence_length", 9}},
-                                                {{"batch_size", 5}, {"sequence_length", 13}}};
+  static const std::vector<DimSizes> kShapes = {
+      {{"batch_size", 4}, {"sequence_length", 9}, {"past_sequence_length", 3}},
+      {{"batch_size", 5}, {"sequence_length", 13}, {"past_sequence_length", 6}}};
   return kShapes;
 }
 
 // How checkpoint keys relate to parameter names beyond "equal" (kept as data next to each model).
 struct LoadRules {
-  // A parameter `p` may be stored as `prefix + p` (a base model read from a head checkpoint: "bert.").
+  // A parameter may be stored with or without these prefixes: a base model read from a head checkpoint
+  // ("bert." + p), or a head model whose body comes from a base checkpoint ("transformer.wte.weight" as "wte.weight").
   std::vector<std::string> optional_prefixes;
   // Checkpoint keys matching one of these (ECMAScript regex, whole key) are expected and not used
   // (persisted buffers such as position_ids, the stored copy of a tied weight).

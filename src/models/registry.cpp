@@ -33,6 +33,12 @@ const std::vector<ArchEntry>& architecture_table() {
       {"DistilBertForTokenClassification", "distilbert", T::TokenClassification, &build_distilbert},
       {"DistilBertForQuestionAnswering", "distilbert", T::QuestionAnswering, &build_distilbert},
       {"DistilBertForMaskedLM", "distilbert", T::FillMask, &build_distilbert},
+      // gpt2.cpp — transformers/models/gpt2/modeling_gpt2.py (decoder with KV cache)
+      {"GPT2Model", "gpt2", T::FeatureExtraction, &build_gpt2},
+      {"GPT2LMHeadModel", "gpt2", T::TextGeneration, &build_gpt2},
+      // llama.cpp — transformers/models/llama/modeling_llama.py (decoder with KV cache, GQA, RoPE scaling)
+      {"LlamaModel", "llama", T::FeatureExtraction, &build_llama},
+      {"LlamaForCausalLM", "llama", T::TextGeneration, &build_llama},
   };
   return kTable;
 }

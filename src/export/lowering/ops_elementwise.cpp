@@ -102,6 +102,11 @@ void lower_cast(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.cast(ctx.name(n->input(0)), ctx.dtype(n->input(0)), out_type(ctx, n)));
 }
 
+void lower_and(LoweringContext& ctx, const Node* n) {
+  if (ctx.dtype(n->output()) != c10::kBool) throw Error("bitwise and of non-bool tensors is not supported");
+  ctx.bind(n->output(), ctx.emit1("And", {ctx.operand(n->input(0), c10::kBool), ctx.operand(n->input(1), c10::kBool)}));
+}
+
 void lower_where(LoweringContext& ctx, const Node* n) {
   auto t = out_type(ctx, n);
   auto cond = ctx.operand(n->input(0), c10::kBool);
@@ -148,6 +153,8 @@ void register_elementwise_ops(LoweringTable& t) {
   t.add("aten::to", 14, lower_cast);
   t.add("aten::type_as", 14, lower_cast);
   t.add("aten::_to_copy", 14, lower_cast);
+  t.add("aten::logical_and", 14, lower_and);
+  t.add("aten::bitwise_and", 14, lower_and);
   t.add("aten::where", 14, lower_where);
   t.add("aten::masked_fill", 14, lower_masked_fill);
 }

@@ -25,6 +25,14 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {dim}, weight, bias, eps);
 }
 
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", placeholder({dim}), false);
+}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto variance = x.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x * torch::rsqrt(variance + eps));
+}
+
 Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback) {
   static const std::pair<const char*, Activation> kNames[] = {
       {"gelu", Activation::Gelu},       {"gelu_new", Activation::GeluNew},
@@ -58,21 +66,32 @@ torch::Tensor activate(Activation act, const torch::Tensor& x) {
 
 }  // namespace hf2onnx::layers
 
+#include <algorithm>
+
 #include "hf2onnx/error.h"
 #include "models/model.h"
 
 namespace hf2onnx::layers {
+
+namespace {
+// A dim spec: a number (static), a name, or "a + b" (past_sequence_length + sequence_length).
+int64_t dim_size(const std::string& spec, const std::map<std::string, int64_t>& dims, const std::string& input) {
+  if (!spec.empty() && std::all_of(spec.begin(), spec.end(), ::isdigit)) return std::stoll(spec);
+  auto plus = spec.find(" + ");
+  if (plus != std::string::npos)
+    return dim_size(spec.substr(0, plus), dims, input) + dim_size(spec.substr(plus + 3), dims, input);
+  auto it = dims.find(spec);
+  if (it == dims.end()) throw Error("example input '" + input + "': no size for dim '" + spec + "'");
+  return it->second;
+}
+}  // namespace
 
 std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs, int64_t vocab_size,
                                             const std::map<std::string, int64_t>& dims) {
   std::vector<torch::Tensor> out;
   for (const auto& s : specs) {
     std::vector<int64_t> shape;
-    for (const auto& d : s.dims) {
-      auto it = dims.find(d);
-      if (it == dims.end()) throw Error("example input '" + s.name + "': no size for dim '" + d + "'");
-      shape.push_back(it->second);
-    }
+    for (const auto& d : s.dims) shape.push_back(dim_size(d, dims, s.name));
     torch::Tensor t;
     if (s.name == "input_ids") {
       t = torch::randint(0, vocab_size, shape, torch::kLong);
@@ -100,6 +119,26 @@ TokenTypeIds set_text_encoder_inputs(ExportModel& m, int64_t type_vocab_size, in
     return make_text_inputs(inputs, vocab_size, dims);
   };
   return [token_types](const std::vector<torch::Tensor>& in) { return token_types ? in[2] : torch::Tensor(); };
+}
+
+void set_decoder_io(ExportModel& m, int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t vocab_size,
+                    const std::string& first_output, int64_t first_output_size) {
+  const std::string total = "past_sequence_length + sequence_length";
+  m.inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
+              {"attention_mask", torch::kLong, {"batch_size", total}},
+              {"position_ids", torch::kLong, {"batch_size", "sequence_length"}}};
+  m.outputs = {{first_output, torch::kFloat, {"batch_size", "sequence_length", std::to_string(first_output_size)}}};
+  for (int64_t i = 0; i < layers; ++i)
+    for (const char* kv : {"key", "value"}) {
+      const std::string suffix = std::to_string(i) + "." + kv;
+      m.inputs.push_back({"past_key_values." + suffix, torch::kFloat,
+                          {"batch_size", std::to_string(kv_heads), "past_sequence_length", std::to_string(head_dim)}});
+      m.outputs.push_back({"present." + suffix, torch::kFloat,
+                           {"batch_size", std::to_string(kv_heads), total, std::to_string(head_dim)}});
+    }
+  m.example_inputs = [inputs = m.inputs, vocab_size](const DimSizes& dims) {
+    return make_text_inputs(inputs, vocab_size, dims);
+  };
 }
 
 int64_t num_labels(const hf::Config& config) {

@@ -41,6 +41,15 @@ struct LayerNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
+// LlamaRMSNorm: weight * x / sqrt(mean(x²) + eps), over the last dim.
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
 // transformers' ACT2FN subset: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, silu/swish, tanh.
 enum class Activation { Gelu, GeluNew, GeluPytorchTanh, GeluFast, QuickGelu, Relu, Silu, Tanh };
 // Reads `key` from the config (e.g. "hidden_act"); an unknown name is an error naming the file and key.
@@ -63,6 +72,13 @@ std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs
 // among its inputs (undefined when absent).
 using TokenTypeIds = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
 TokenTypeIds set_text_encoder_inputs(ExportModel& model, int64_t type_vocab_size, int64_t vocab_size);
+// The inputs and outputs of a decoder with a KV cache (DESIGN.md §4): input_ids, attention_mask over past + new
+// tokens, position_ids, past_key_values.{i}.key/value [batch, kv_heads, past, head_dim] → `first_output`
+// ("logits" [.., vocab] or "last_hidden_state" [.., hidden]), present.{i}.key/value. The forward receives the
+// inputs in this order and returns the first output, then the presents.
+void set_decoder_io(ExportModel& model, int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t vocab_size,
+                    const std::string& first_output, int64_t first_output_size);
+
 // Number of labels of a classification head: num_labels, else the size of id2label, else 2.
 int64_t num_labels(const hf::Config& config);
 }  // namespace hf2onnx::layers

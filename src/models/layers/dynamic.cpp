@@ -26,3 +26,37 @@ torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask) {
 }
 
 }  // namespace hf2onnx::layers
+
+namespace hf2onnx::layers {
+
+torch::Tensor key_positions(const torch::Tensor& attention_mask) { return positions_like(attention_mask); }
+
+torch::Tensor query_positions(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  auto total = torch::ones_like(attention_mask).sum(-1, /*keepdim=*/true);  // [B, 1] = T
+  auto fresh = torch::ones_like(input_ids).sum(-1, /*keepdim=*/true);       // [B, 1] = S
+  return positions_like(input_ids) + (total - fresh);
+}
+
+torch::Tensor causal_visible(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  auto k = key_positions(attention_mask).unsqueeze(1).unsqueeze(2);        // [B, 1, 1, T]
+  auto q = query_positions(input_ids, attention_mask).unsqueeze(1).unsqueeze(-1);  // [B, 1, S, 1]
+  return k.le(q);
+}
+
+torch::Tensor decoder_visible(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              int64_t sliding_window) {
+  auto visible = causal_visible(input_ids, attention_mask).logical_and(attention_mask.ne(0).unsqueeze(1).unsqueeze(2));
+  if (sliding_window > 0) {
+    auto k = key_positions(attention_mask).unsqueeze(1).unsqueeze(2);
+    auto q = query_positions(input_ids, attention_mask).unsqueeze(1).unsqueeze(-1);
+    visible = visible.logical_and(k.gt(q - sliding_window));
+  }
+  return visible;
+}
+
+torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
+  if (n_rep == 1) return x;
+  return x.unsqueeze(2).expand({-1, -1, n_rep, -1, -1}).flatten(1, 2);
+}
+
+}  // namespace hf2onnx::layers

@@ -23,3 +23,22 @@ torch::Tensor merge_heads(const torch::Tensor& x);
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask);
 
 }  // namespace hf2onnx::layers
+
+namespace hf2onnx::layers {
+
+// --- decoders with a KV cache: `attention_mask` covers past + new tokens ([B, T]), `input_ids` the new ones ([B, S]).
+
+// [B, T] positions 0..T-1 of the keys (past and new).
+torch::Tensor key_positions(const torch::Tensor& attention_mask);
+// [B, S] absolute positions of the new tokens: past_length .. T-1, with past_length = T - S taken from
+// the tensors' sizes at run time.
+torch::Tensor query_positions(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+// [B, 1, S, T] bool: key j is visible to new token i (causal: j <= past_length + i).
+torch::Tensor causal_visible(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+// causal_visible, and the key is not padding, and (sliding_window > 0) j > past_length + i - sliding_window.
+torch::Tensor decoder_visible(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              int64_t sliding_window = 0);
+// [B, KV, T, D] → [B, KV * n_rep, T, D] (transformers' repeat_kv for grouped-query attention).
+torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep);
+
+}  // namespace hf2onnx::layers

@@ -1,0 +1,203 @@
+// Llama — mirrors transformers/models/llama/modeling_llama.py (v4.32): LlamaModel and LlamaForCausalLM with a
+// KV cache, grouped-query attention, rotary embeddings (plain, linear, dynamic NTK). The attention keeps
+// two switches that make Mistral (sliding_window) and Qwen2 (biases on q/k/v only) a config away.
+#include <cmath>
+#include <limits>
+
+#include "hf2onnx/error.h"
+#include "models/builders.h"
+#include "models/layers/common.h"
+#include "models/layers/dynamic.h"
+#include "models/layers/rotary.h"
+#include "models/model.h"
+
+namespace hf2onnx::llama {
+namespace {
+
+// transformers LlamaConfig, resolved.
+struct Config {
+  int64_t vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads;
+  double rms_norm_eps;
+  layers::Activation hidden_act;
+  layers::RotaryConfig rope;
+  bool tie_word_embeddings;
+  bool qkv_bias, o_bias;        // attention_bias (Llama: all four); Qwen2 would set q/k/v only
+  int64_t sliding_window = 0;   // 0: full causal attention (Mistral sets a window)
+  static Config from(const hf::Config& raw) {
+    Config c;
+    c.vocab_size = raw.get_int("vocab_size").value_or(32000);
+    c.hidden_size = raw.get_int("hidden_size").value_or(4096);
+    c.intermediate_size = raw.get_int("intermediate_size").value_or(11008);
+    c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(32);
+    c.num_attention_heads = raw.get_int("num_attention_heads").value_or(32);
+    c.num_key_value_heads = raw.get_int("num_key_value_heads").value_or(c.num_attention_heads);
+    c.rms_norm_eps = raw.get_double("rms_norm_eps").value_or(1e-6);
+    c.hidden_act = layers::activation_from_config(raw, "hidden_act", "silu");
+    c.tie_word_embeddings = raw.get_bool("tie_word_embeddings").value_or(false);
+    c.qkv_bias = c.o_bias = raw.get_bool("attention_bias").value_or(false);
+    if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+      raw.fail("hidden_size", "must be a multiple of num_attention_heads");
+    if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
+      raw.fail("num_key_value_heads", "must divide num_attention_heads");
+    c.rope = layers::RotaryConfig::from(raw, c.head_dim());
+    return c;
+  }
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+};
+
+struct KV {
+  torch::Tensor key, value;
+};
+
+// modeling_llama.LlamaAttention
+struct LlamaAttentionImpl : torch::nn::Module {
+  explicit LlamaAttentionImpl(const Config& c)
+      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
+    q_proj = register_module("q_proj", layers::Linear(c.hidden_size, heads * head_dim, c.qkv_bias));
+    k_proj = register_module("k_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+    v_proj = register_module("v_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+    o_proj = register_module("o_proj", layers::Linear(heads * head_dim, c.hidden_size, c.o_bias));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KV& cache,
+                        const torch::Tensor& visible) {
+    auto q = layers::apply_rotary(layers::split_heads(q_proj(x), heads, head_dim), cos, sin);
+    auto k = layers::apply_rotary(layers::split_heads(k_proj(x), kv_heads, head_dim), cos, sin);
+    auto v = layers::split_heads(v_proj(x), kv_heads, head_dim);
+    cache.key = torch::cat({cache.key, k}, 2);  // the cache holds kv_heads, after the rotation
+    cache.value = torch::cat({cache.value, v}, 2);
+    auto keys = layers::repeat_kv(cache.key, heads / kv_heads);
+    auto values = layers::repeat_kv(cache.value, heads / kv_heads);
+    auto w = torch::matmul(q, keys.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
+    // transformers adds a finfo.min mask and clamps at finfo.min: masked scores are exactly finfo.min.
+    w = torch::where(visible, w, torch::full_like(w, std::numeric_limits<float>::lowest()));
+    w = torch::softmax(w, -1, torch::kFloat);
+    return o_proj(layers::merge_heads(torch::matmul(w, values)));
+  }
+  int64_t heads, kv_heads, head_dim;
+  layers::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(LlamaAttention);
+
+// modeling_llama.LlamaMLP: down(act(gate(x)) * up(x))
+struct LlamaMLPImpl : torch::nn::Module {
+  explicit LlamaMLPImpl(const Config& c) : act(c.hidden_act) {
+    gate_proj = register_module("gate_proj", layers::Linear(c.hidden_size, c.intermediate_size, false));
+    up_proj = register_module("up_proj", layers::Linear(c.hidden_size, c.intermediate_size, false));
+    down_proj = register_module("down_proj", layers::Linear(c.intermediate_size, c.hidden_size, false));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(layers::activate(act, gate_proj(x)) * up_proj(x)); }
+  layers::Activation act;
+  layers::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMLP);
+
+// modeling_llama.LlamaDecoderLayer
+struct LlamaDecoderLayerImpl : torch::nn::Module {
+  explicit LlamaDecoderLayerImpl(const Config& c) {
+    self_attn = register_module("self_attn", LlamaAttention(c));
+    mlp = register_module("mlp", LlamaMLP(c));
+    input_layernorm = register_module("input_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm = register_module("post_attention_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin, KV& cache,
+                        const torch::Tensor& visible) {
+    h = h + self_attn(input_layernorm(h), cos, sin, cache, visible);
+    return h + mlp(post_attention_layernorm(h));
+  }
+  LlamaAttention self_attn{nullptr};
+  LlamaMLP mlp{nullptr};
+  layers::RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+// modeling_llama.LlamaModel
+struct LlamaModelImpl : torch::nn::Module {
+  explicit LlamaModelImpl(const Config& c) : rotary(c.rope), sliding_window(c.sliding_window) {
+    embed_tokens = register_module("embed_tokens", layers::Embedding(c.vocab_size, c.hidden_size));
+    layers_ = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(LlamaDecoderLayer(c));
+    norm = register_module("norm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+  // in: input_ids, attention_mask, position_ids, then past key/value per layer. Fills `caches` with the presents.
+  torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KV>& caches) {
+    const auto& input_ids = in[0];
+    const auto& attention_mask = in[1];
+    auto hidden = embed_tokens(input_ids);
+    auto [cos, sin] = rotary.cos_sin(in[2], attention_mask);
+    auto visible = layers::decoder_visible(input_ids, attention_mask, sliding_window);
+    for (size_t i = 0; i < layers_->size(); ++i) {
+      caches.push_back({in[3 + 2 * i], in[4 + 2 * i]});
+      hidden = layers_[i]->as<LlamaDecoderLayerImpl>()->forward(hidden, cos, sin, caches.back(), visible);
+    }
+    return norm(hidden);
+  }
+  layers::RotaryEmbedding rotary;
+  int64_t sliding_window;
+  layers::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers_;
+  layers::RMSNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+// LlamaForCausalLM: `model` + lm_head (tied to embed_tokens when tie_word_embeddings).
+struct LlamaForCausalLMImpl : torch::nn::Module {
+  explicit LlamaForCausalLMImpl(const Config& c) {
+    model = register_module("model", LlamaModel(c));
+    if (!c.tie_word_embeddings) lm_head = register_module("lm_head", layers::Linear(c.hidden_size, c.vocab_size, false));
+  }
+  LlamaModel model{nullptr};
+  layers::Linear lm_head{nullptr};
+};
+
+std::vector<torch::Tensor> with_presents(torch::Tensor first, const std::vector<KV>& caches) {
+  std::vector<torch::Tensor> out{std::move(first)};
+  for (const auto& kv : caches) {
+    out.push_back(kv.key);
+    out.push_back(kv.value);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace hf2onnx::llama
+
+namespace hf2onnx {
+
+std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
+  using namespace llama;
+  const Config c = Config::from(ctx.config);
+  auto m = std::make_shared<ExportModel>();
+  m->task = ctx.task;
+  m->load_rules.ignored_keys = {R"((model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq)"};  // persisted buffers
+  m->load_rules.optional_prefixes = {"model."};
+
+  if (ctx.task == Task::FeatureExtraction) {  // LlamaModel: last_hidden_state + presents
+    auto model = std::make_shared<LlamaModelImpl>(c);
+    m->module = model;
+    m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
+    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size,
+                           "last_hidden_state", c.hidden_size);
+    m->forward = [model](const std::vector<torch::Tensor>& in) {
+      std::vector<KV> caches;
+      auto hidden = model->forward(in, caches);
+      return with_presents(hidden, caches);
+    };
+    return m;
+  }
+  if (ctx.task != Task::TextGeneration)
+    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by Llama models");
+  auto model = std::make_shared<LlamaForCausalLMImpl>(c);
+  m->module = model;
+  if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
+  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size, "logits",
+                         c.vocab_size);
+  m->forward = [model](const std::vector<torch::Tensor>& in) {
+    std::vector<KV> caches;
+    auto hidden = model->model->forward(in, caches);
+    const auto& w = model->lm_head ? model->lm_head->weight : model->model->embed_tokens->weight;
+    return with_presents(torch::linear(hidden, w), caches);
+  };
+  return m;
+}
+
+}  // namespace hf2onnx
