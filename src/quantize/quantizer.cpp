@@ -26,11 +26,17 @@ QuantContext::QuantContext(LazyModel& model, const QuantizeOptions& opt)
   for (const auto& vi : g.input()) names_.insert(vi.name());
   for (const auto& vi : g.output()) names_.insert(vi.name());
   for (const auto& n : g.node()) {
+    for (const auto& o : n.output()) producers_[o] = &n;
     names_.insert(n.name());
     for (const auto& i : n.input()) names_.insert(i);
     for (const auto& o : n.output()) names_.insert(o);
   }
   if (!opt.exclude_nodes.empty()) exclude_ = std::regex(opt.exclude_nodes);
+}
+
+const onnx::NodeProto* QuantContext::producer(const std::string& value) const {
+  auto it = producers_.find(value);
+  return it == producers_.end() ? nullptr : it->second;
 }
 
 const LazyTensor* QuantContext::initializer(const std::string& name) const {
@@ -83,23 +89,34 @@ ActivationQuant QuantContext::dynamic_quantize(const std::string& activation) {
 }
 
 QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
-                                              const onnx::NodeProto& node) {
+                                              const onnx::NodeProto& node, bool transposed) {
   const std::string key = name + "|" + std::to_string(static_cast<int>(type)) + "|" + std::to_string(axis) + "|" +
-                          std::to_string(symmetric);
+                          std::to_string(symmetric) + "|" + std::to_string(transposed);
   auto it = weights_.find(key);
   if (it != weights_.end()) return it->second;
   const LazyTensor& t = *initializer(name);
   const TensorBytes bytes = t.bytes();
+  const std::string base = transposed ? name + "_transposed" : name;
+  std::vector<int64_t> dims = t.dims();
+  const float* values = static_cast<const float*>(bytes.data);
+  std::vector<float> transposed_values;  // only while quantizing
+  if (transposed) {
+    const int64_t rows = dims[0], cols = dims[1];
+    transposed_values.resize(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) transposed_values[c * rows + r] = values[r * cols + c];
+    values = transposed_values.data();
+    dims = {cols, rows};
+  }
   quant::QuantizedTensor q = with_context("quantizing '" + name + "'", [&] {
-    return quant::quantize_tensor(static_cast<const float*>(bytes.data), t.dims(), type, symmetric,
-                                  options.reduce_range, axis);
+    return quant::quantize_tensor(values, dims, type, symmetric, options.reduce_range, axis);
   });
   hf::MappedFile::release_pages(bytes.data, bytes.size);
 
   const int32_t qtype = type == quant::QType::UInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
-  QuantizedWeight w{fresh(name + "_quantized"), fresh(name + "_scale"), fresh(name + "_zero_point")};
+  QuantizedWeight w{fresh(base + "_quantized"), fresh(base + "_scale"), fresh(base + "_zero_point")};
   auto data = std::make_shared<std::vector<uint8_t>>(std::move(q.data));
-  add_initializer(LazyTensor::owned(w.data, qtype, t.dims(), data));
+  add_initializer(LazyTensor::owned(w.data, qtype, dims, data));
   std::vector<int64_t> param_dims;
   if (axis >= 0) param_dims = {static_cast<int64_t>(q.scales.size())};
   auto scales = std::make_shared<std::vector<uint8_t>>(q.scales.size() * 4);
@@ -111,7 +128,7 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
 
   auto [smin, smax] = std::minmax_element(q.scales.begin(), q.scales.end());
   auto [zmin, zmax] = std::minmax_element(q.zero_points.begin(), q.zero_points.end());
-  report_nodes.push_back({{"node", node.name()}, {"op_type", node.op_type()}, {"weight", name}, {"shape", t.dims()},
+  report_nodes.push_back({{"node", node.name()}, {"op_type", node.op_type()}, {"weight", base}, {"shape", dims},
                           {"type", type == quant::QType::UInt8 ? "uint8" : "int8"},
                           {"per_channel", axis >= 0}, {"scale", {*smin, *smax}}, {"zero_point", {*zmin, *zmax}}});
   return weights_[key] = w;
@@ -128,6 +145,24 @@ std::vector<LazyTensor> QuantContext::initializers_out() const {
   for (const auto& t : added_)
     if (used.count(t.name())) out.push_back(t);
   return out;
+}
+
+void remove_dead_nodes(std::vector<onnx::NodeProto>& nodes, const onnx::GraphProto& graph) {
+  for (bool changed = true; changed;) {
+    std::set<std::string> read;
+    for (const auto& o : graph.output()) read.insert(o.name());
+    for (const auto& n : nodes)
+      for (const auto& i : n.input()) read.insert(i);
+    changed = false;
+    std::vector<onnx::NodeProto> kept;
+    for (auto& n : nodes) {
+      bool used = false;
+      for (const auto& o : n.output()) used = used || read.count(o);
+      if (used) kept.push_back(std::move(n));
+      else changed = true;
+    }
+    nodes = std::move(kept);
+  }
 }
 
 namespace {
@@ -187,6 +222,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
     }
   }
   if (ctx.counts.empty()) spdlog::warn("{}: nothing to quantize; writing an unchanged copy", in.string());
+  remove_dead_nodes(ctx.nodes, model.model.graph());
 
   std::vector<Initializer> inits;
   for (const auto& t : ctx.initializers_out()) inits.push_back(t.as_initializer());

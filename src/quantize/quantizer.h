@@ -37,9 +37,13 @@ class QuantContext {
 
   // One DynamicQuantizeLinear per activation, shared by all its quantized consumers.
   ActivationQuant dynamic_quantize(const std::string& activation);
-  // Quantizes an initializer once per (type, axis) and returns the names of its parts.
+  // Quantizes an initializer once per (type, axis) and returns the names of its parts. With `transposed`,
+  // the initializer is [N, K] and its transpose is quantized (a tied embedding used by MatMul through
+  // Transpose): parts are named after "<name>_transposed".
   QuantizedWeight quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
-                                  const onnx::NodeProto& node);
+                                  const onnx::NodeProto& node, bool transposed = false);
+  // The node producing `value` in the input graph, or nullptr.
+  const onnx::NodeProto* producer(const std::string& value) const;
 
   onnx::NodeProto& add_node(const std::string& op, const std::vector<std::string>& inputs,
                             const std::vector<std::string>& outputs, const std::string& name);
@@ -56,6 +60,7 @@ class QuantContext {
  private:
   LazyModel& model_;
   std::map<std::string, size_t> init_index_;
+  std::map<std::string, const onnx::NodeProto*> producers_;
   std::set<std::string> names_;
   std::map<std::string, ActivationQuant> activations_;
   std::map<std::string, QuantizedWeight> weights_;
@@ -69,6 +74,9 @@ struct OpQuantizer {
   void (*quantize)(QuantContext& ctx, const onnx::NodeProto& node);
 };
 const std::vector<OpQuantizer>& quantizer_table();  // MatMul, Gather
+
+// Drops nodes whose outputs nobody reads (e.g. a Transpose feeding only a quantized MatMul).
+void remove_dead_nodes(std::vector<onnx::NodeProto>& nodes, const onnx::GraphProto& graph);
 
 // Gemm with a constant B becomes MatMul (+ Add), so that the MatMul quantizer handles it.
 void rewrite_gemm_as_matmul(QuantContext& ctx, std::vector<onnx::NodeProto>& nodes);
