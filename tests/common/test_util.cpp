@@ -132,6 +132,24 @@ CliResult run_cli(const std::string& args) {
   return run_shell(quote(binary().string()) + " " + args, stderr_file());
 }
 
+std::string run_tool(const std::string& script, const std::string& args) {
+  auto r = run_shell("node " + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
+  if (r.exit_code != 0) throw std::runtime_error(script + " failed: " + r.err);
+  return r.err;
+}
+
+void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim) {
+  fs::create_directories(out_dir);
+  for (const auto& e : fs::directory_iterator(ref_dir)) fs::copy_file(e.path(), out_dir / e.path().filename(),
+                                                                      fs::copy_options::overwrite_existing);
+  const int64_t batch = read_npy(ref_dir / "input_ids.npy").shape.at(0);
+  for (int i = 0; i < layers; ++i)
+    for (const char* kv : {"key", "value"}) {
+      Array empty{"<f4", {batch, kv_heads, 0, head_dim}, {}};
+      write_npy(out_dir / ("past_key_values." + std::to_string(i) + "." + kv + ".npy"), empty);
+    }
+}
+
 double max_abs_diff(const Array& a, const Array& b) {
   if (a.shape != b.shape || a.dtype != "<f4" || b.dtype != "<f4") return INFINITY;
   double m = 0;

@@ -51,6 +51,11 @@ namespace hf2onnx::test {
 void write_zip(const fs::path& path, const std::vector<std::pair<std::string, std::string>>& entries);
 std::string read_file(const fs::path& path);
 void write_file(const fs::path& path, const std::string& bytes);
+// Runs `node tools/<script> args...`; throws with its stderr when it fails. Returns stderr.
+std::string run_tool(const std::string& script, const std::string& args);
+// A decoder's first-step inputs: the files of `ref_dir` plus empty past_key_values.{i}.key/value
+// [batch, kv_heads, 0, head_dim] for `layers` layers, in `out_dir`.
+void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim);
 // Copies a models/ fixture into a temporary folder for tests that alter it.
 fs::path copy_fixture(const std::string& fixture, const std::string& tmp_name);
 }  // namespace hf2onnx::test
