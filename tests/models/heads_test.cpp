@@ -3,6 +3,8 @@
 // outputs are compared with the same module run eagerly in libtorch (at the fixture's set-b inputs).
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "common/test_util.h"
 #include "hf/checkpoint.h"
 #include "hf/safetensors.h"
@@ -41,12 +43,15 @@ TEST_P(Heads, ExportMatchesEager) {
   torch::manual_seed(1);
   const fs::path dir = temp_dir("head_" + c.architecture + std::to_string(static_cast<int>(c.task))) / "model";
   fs::create_directories(dir);
-  std::string cfg = read_file(models_dir() / c.fixture / "config.json");
-  auto arch_pos = cfg.find("\"architectures\"");
-  auto end = cfg.find(']', arch_pos);
-  cfg.replace(arch_pos, end - arch_pos + 1, "\"architectures\": [\"" + c.architecture + "\"]" + c.config_patch);
-  write_file(dir / "config.json", cfg);
-
+  // The fixture's config with the architecture replaced and the patch's keys overriding the fixture's.
+  nlohmann::json cfg = nlohmann::json::parse(read_file(models_dir() / c.fixture / "config.json"));
+  cfg["architectures"] = {c.architecture};
+  const nlohmann::json patch = nlohmann::json::parse("{" + (c.config_patch.empty() ? "" : c.config_patch.substr(2)) + "}");
+  cfg.merge_patch(patch);
+  for (const auto& [k, v] : patch.items()) {
+    if (!v.is_null()) ASSERT_EQ(cfg[k], v) << k;  // merge_patch removes keys patched with null
+  }
+  write_file(dir / "config.json", cfg.dump(2));
   // Body from the fixture (under the head's prefix), random values for everything else.
   auto body = hf::load_checkpoint(models_dir() / c.fixture);
   auto model = build(dir, c.task, &body);
@@ -54,10 +59,12 @@ TEST_P(Heads, ExportMatchesEager) {
   std::vector<torch::Tensor> keep;
   for (const auto& p : model->module->named_parameters()) {
     std::string key = p.key();
-    std::string body_key = key.rfind(c.prefix, 0) == 0 ? key.substr(c.prefix.size()) : key;
+    auto it = body.tensors.find(key);  // the same key, else without / with the prefix
+    if (it == body.tensors.end() && !c.prefix.empty())
+      it = body.tensors.find(key.rfind(c.prefix, 0) == 0 ? key.substr(c.prefix.size()) : c.prefix + key);
     torch::Tensor t;
-    auto it = body.tensors.find(body_key);
-    if (it != body.tensors.end()) t = to_float_tensor(it->second).contiguous();
+    if (it != body.tensors.end() && it->second.shape == p.value().sizes().vec())  // else the patch changed it
+      t = to_float_tensor(it->second).contiguous();
     else t = torch::randn(p.value().sizes()) * 0.5;
     keep.push_back(t);
     tensors.push_back({key, hf::DType::F32, t.sizes().vec(), t.data_ptr()});
@@ -68,15 +75,27 @@ TEST_P(Heads, ExportMatchesEager) {
   opt.model_dir = dir;
   opt.out_dir = dir.parent_path() / "onnx";
   export_model(opt);
-  const fs::path ref = models_dir() / c.fixture / "ref" / "b";
-  run_ort(opt.out_dir / "model.onnx", ref, dir.parent_path() / "ort");
 
-  // Eager: the same module, loaded from the written checkpoint, on the same inputs.
+  // Eager: the same module, loaded from the written checkpoint, on the same inputs (set b; decoders
+  // start from an empty cache).
   auto ck = hf::load_checkpoint(dir);
   auto eager = build(dir, c.task, &ck);
   load_weights(*eager->module, ck, eager->load_rules, true, dir.string());
+  const fs::path ref = dir.parent_path() / "inputs";
+  fs::create_directories(ref);
+  const fs::path fixture_ref = models_dir() / c.fixture / "ref" / "b";
   std::vector<torch::Tensor> inputs;
-  for (const auto& spec : eager->inputs) inputs.push_back(load_input(ref / (spec.name + ".npy")));
+  for (const auto& spec : eager->inputs) {
+    if (spec.name.rfind("past_key_values.", 0) == 0) {
+      const int64_t batch = inputs.at(0).size(0);
+      inputs.push_back(torch::zeros({batch, std::stoll(spec.dims[1]), 0, std::stoll(spec.dims[3])}));
+      write_npy(ref / (spec.name + ".npy"), Array{"<f4", inputs.back().sizes().vec(), {}});
+    } else {
+      fs::copy_file(fixture_ref / (spec.name + ".npy"), ref / (spec.name + ".npy"));
+      inputs.push_back(load_input(ref / (spec.name + ".npy")));
+    }
+  }
+  run_ort(opt.out_dir / "model.onnx", ref, dir.parent_path() / "ort");
   torch::NoGradGuard no_grad;
   auto outputs = eager->forward(inputs);
   ASSERT_EQ(outputs.size(), eager->outputs.size());
@@ -110,6 +129,21 @@ std::vector<HeadCase> head_cases() {
   c.push_back({"distilbert", "DistilBertModel", "", Task::FeatureExtraction,
                ", \"activation\": \"relu\", \"sinusoidal_pos_embds\": true"});
   c.push_back({"bert", "BertForMaskedLM", "bert.", Task::FillMask, ", \"tie_word_embeddings\": false"});
+  // Decoders: configurations beyond the fixtures'. max_position_embeddings 8 < the 11 tokens of set b, so
+  // dynamic NTK scaling takes its scaled branch in ONNX Runtime.
+  c.push_back({"llama", "LlamaForCausalLM", "model.", Task::TextGeneration,
+               R"(, "rope_scaling": {"type": "linear", "factor": 4.0}, "rope_theta": 500.0)"});
+  c.push_back({"llama", "LlamaForCausalLM", "model.", Task::TextGeneration,
+               R"(, "rope_scaling": {"type": "dynamic", "factor": 2.0}, "max_position_embeddings": 8)"});
+  c.push_back({"llama-gqa", "LlamaForCausalLM", "model.", Task::TextGeneration,
+               R"(, "attention_bias": true, "tie_word_embeddings": true, "hidden_act": "gelu")"});
+  c.push_back({"llama", "LlamaForCausalLM", "model.", Task::TextGeneration, R"(, "num_key_value_heads": 1)"});
+  c.push_back({"llama-gqa", "LlamaModel", "model.", Task::FeatureExtraction, ""});
+  c.push_back({"gpt2", "GPT2LMHeadModel", "transformer.", Task::TextGeneration,
+               R"(, "scale_attn_by_inverse_layer_idx": true, "n_inner": null, "activation_function": "relu")"});
+  c.push_back({"gpt2", "GPT2LMHeadModel", "transformer.", Task::TextGeneration,
+               R"(, "tie_word_embeddings": false, "scale_attn_weights": false, "activation_function": "gelu_pytorch_tanh")"});
+  c.push_back({"gpt2", "GPT2Model", "transformer.", Task::FeatureExtraction, ""});
   return c;
 }
 

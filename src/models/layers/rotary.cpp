@@ -23,7 +23,8 @@ RotaryConfig RotaryConfig::from(const hf::Config& raw, int64_t head_dim) {
 
 RotaryEmbedding::RotaryEmbedding(const RotaryConfig& c) : config(c) {
   // 1 / base^(arange(0, dim, 2) / dim), in float32 like LlamaRotaryEmbedding.__init__
-  inv_freq = 1.0 / torch::pow(c.base, torch::arange(0, c.dim, 2).to(torch::kFloat) / static_cast<double>(c.dim));
+  exponents = torch::arange(0, c.dim, 2).to(torch::kFloat) / static_cast<double>(c.dim);
+  inv_freq = 1.0 / torch::pow(c.base, exponents);
 }
 
 std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Tensor& position_ids,
@@ -39,7 +40,7 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Te
                                                (config.factor - 1.0), d / (d - 2.0));
     auto base = torch::where(total.gt(static_cast<double>(config.max_position_embeddings)), scaled,
                              torch::full_like(scaled, config.base));
-    freq = torch::reciprocal(torch::pow(base, torch::arange(0, config.dim, 2).to(torch::kFloat) / d));  // [B, 1, dim/2]
+    freq = torch::reciprocal(torch::pow(base, exponents));  // [B, 1, dim/2]
   }
   auto freqs = t.unsqueeze(-1) * freq;  // [B, S, dim/2]
   auto emb = torch::cat({freqs, freqs}, -1);

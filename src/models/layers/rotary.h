@@ -25,7 +25,8 @@ struct RotaryEmbedding {
   std::pair<torch::Tensor, torch::Tensor> cos_sin(const torch::Tensor& position_ids,
                                                   const torch::Tensor& attention_mask) const;
   RotaryConfig config;
-  torch::Tensor inv_freq;  // [dim / 2], computed as transformers computes it (float32)
+  torch::Tensor inv_freq;   // [dim / 2], computed as transformers computes it (float32)
+  torch::Tensor exponents;  // arange(0, dim, 2) / dim, for dynamic scaling's per-call base
 };
 
 // x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x[..., d/2:], x[..., :d/2]).
