@@ -1,6 +1,6 @@
 // Writes a random, full-size Hugging Face checkpoint (config.json + model.safetensors) for benchmarks.
 // The tensor names and shapes come from the project's own model builders, so the checkpoint is exactly
-// what the exporter expects.   make_checkpoint PRESET OUT_DIR      (presets: bert-base)
+// what the exporter expects.   make_checkpoint PRESET OUT_DIR      (presets: bert-base, gpt2, llama-1.1b)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +20,13 @@ static const std::map<std::string, std::string> kPresets = {
       "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2, "hidden_act": "gelu",
       "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute",
       "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}, "label2id": {"NEGATIVE": 0, "POSITIVE": 1}})"},
+    {"gpt2", R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 768, "n_layer": 12,
+      "n_head": 12, "n_inner": null, "n_positions": 1024, "vocab_size": 50257, "activation_function": "gelu_new",
+      "layer_norm_epsilon": 1e-5, "bos_token_id": 50256, "eos_token_id": 50256})"},
+    {"llama-1.1b", R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
+      "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4,
+      "vocab_size": 32000, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+      "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})"},
 };
 
 int main(int argc, char** argv) {
