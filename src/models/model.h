@@ -30,7 +30,7 @@ inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice (a 50k-vocabulary lm_head at every position).
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 4}, {"sequence_length", 5}, {"past_sequence_length", 3}},
-      {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 2}}};
+      {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 4}}};  // totals 8 and 10
   return kShapes;
 }
 

@@ -107,6 +107,9 @@ TEST(TraceShapes, DifferFromEachOtherAndFromTheFixtureSets) {
     EXPECT_FALSE(b == 3 && n == 11);
   }
   for (const auto& [dim, size] : shapes[0]) EXPECT_NE(size, shapes[1].at(dim)) << dim;
+  // Derived sizes must differ too: the total length past + new.
+  EXPECT_NE(shapes[0].at("past_sequence_length") + shapes[0].at("sequence_length"),
+            shapes[1].at("past_sequence_length") + shapes[1].at("sequence_length"));
 }
 
 // --task feature-extraction on a BertForSequenceClassification checkpoint exports the base model.
