@@ -11,22 +11,7 @@ mkdir -p "$work"
 ckpt_bytes=$(stat -c %s "$work/bert-base/model.safetensors")
 
 runs=3
-# measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
-# CLEANUP_PATH first); sets best_wall (lowest seconds) and best_rss (highest KB).
-measure() {
-  local label=$1 cleanup=$2 wall rss
-  shift 2
-  best_wall=""; best_rss=""
-  for i in $(seq $runs); do
-    rm -rf "$cleanup"
-    /usr/bin/time -v "$@" 2> "$work/time.txt"
-    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
-    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
-    echo "$label run $i: ${wall} s, peak RSS ${rss} KB"
-    if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then best_wall=$wall; fi
-    if [ -z "$best_rss" ] || [ "$rss" -gt "$best_rss" ]; then best_rss=$rss; fi
-  done
-}
+source tools/bench_lib.sh
 measure export "$work/bert-base-onnx" build/hf2onnx export -q "$work/bert-base" "$work/bert-base-onnx"
 onnx_bytes=$(stat -c %s "$work/bert-base-onnx/model.onnx")
 ratio=$(awk "BEGIN{printf \"%.2f\", $best_rss*1024/$ckpt_bytes}")
@@ -53,9 +38,7 @@ read pc_4 pc_4m <<<"$(lat "$work/int8_pc.onnx" 4 8)"
 x() { awk "BEGIN{printf \"%.1f\", $1/$2}"; }
 ort_version=$(node -e "console.log(require('./tools/node_modules/onnxruntime-node/package.json').version)")
 
-cat > docs/benchmarks.md <<MD
-# Benchmarks
-
+replace_section encoders <<MD
 Measured by \`tools/bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'),
 libtorch $(dpkg-query -W -f='${Version}' libtorch-dev) with $(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu | grep -q openblas && echo OpenBLAS || echo reference BLAS).
 

@@ -1,0 +1,33 @@
+# Shared by the benchmark scripts (sourced). Needs $work and $runs.
+
+# measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
+# CLEANUP_PATH first); sets best_wall (lowest seconds) and best_rss (highest KB).
+measure() {
+  local label=$1 cleanup=$2 wall rss
+  shift 2
+  best_wall=""; best_rss=""
+  for i in $(seq "$runs"); do
+    rm -rf "$cleanup"
+    /usr/bin/time -v "$@" 2> "$work/time.txt"
+    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
+    echo "$label run $i: ${wall} s, peak RSS ${rss} KB"
+    if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then best_wall=$wall; fi
+    if [ -z "$best_rss" ] || [ "$rss" -gt "$best_rss" ]; then best_rss=$rss; fi
+  done
+}
+
+# replace_section NAME < text: puts the text between <!-- NAME --> and <!-- /NAME --> in docs/benchmarks.md
+# (appending the section when it is not there yet), leaving the other sections as they are.
+replace_section() {
+  local name=$1 file=docs/benchmarks.md body
+  body=$(cat)
+  [ -f "$file" ] || printf '# Benchmarks\n' > "$file"
+  if ! grep -q "<!-- $name -->" "$file"; then printf '\n<!-- %s -->\n<!-- /%s -->\n' "$name" "$name" >> "$file"; fi
+  awk -v name="$name" -v body="$body" '
+    $0 == "<!-- " name " -->" { print; print body; skip = 1; next }
+    $0 == "<!-- /" name " -->" { skip = 0 }
+    !skip { print }' "$file" > "$file.tmp" && mv "$file.tmp" "$file"
+}
+
+mb() { awk "BEGIN{printf \"%.1f\", $1/1048576}"; }
