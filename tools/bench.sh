@@ -28,13 +28,11 @@ int8_bytes=$(stat -c %s "$work/int8.onnx")
 size_ratio=$(awk "BEGIN{printf \"%.3f\", $int8_bytes/$onnx_bytes}")
 q_rss_ratio=$(awk "BEGIN{printf \"%.2f\", $q_rss*1024/$onnx_bytes}")
 
-# ONNX Runtime latency, 1 thread: median and minimum of 20 runs at 1×128, 8 at 4×128. This VM shares
-# its cores, so the minimum (the least disturbed run) is shown beside the median.
-lat() { node tools/bench_ort.mjs "$1" "$2" 128 "$3" --threads 1; }
-read fp32_1 fp32_1m <<<"$(lat "$fp32" 1 20)"; read int8_1 int8_1m <<<"$(lat "$work/int8.onnx" 1 20)"
-read pc_1 pc_1m <<<"$(lat "$work/int8_pc.onnx" 1 20)"
-read fp32_4 fp32_4m <<<"$(lat "$fp32" 4 8)"; read int8_4 int8_4m <<<"$(lat "$work/int8.onnx" 4 8)"
-read pc_4 pc_4m <<<"$(lat "$work/int8_pc.onnx" 4 8)"
+# ONNX Runtime latency, 1 thread: the three models timed round-robin in one process (30 rounds at 1×128,
+# 10 at 4×128); median and minimum per model.
+lat() { node tools/bench_ort.mjs "$1" 128 "$2" "$fp32" "$work/int8.onnx" "$work/int8_pc.onnx" --threads 1; }
+{ read fp32_1 fp32_1m; read int8_1 int8_1m; read pc_1 pc_1m; } <<<"$(lat 1 30)"
+{ read fp32_4 fp32_4m; read int8_4 int8_4m; read pc_4 pc_4m; } <<<"$(lat 4 10)"
 x() { awk "BEGIN{printf \"%.1f\", $1/$2}"; }
 ort_version=$(node -e "console.log(require('./tools/node_modules/onnxruntime-node/package.json').version)")
 
@@ -69,8 +67,8 @@ best wall time and highest peak RSS of $runs runs each.
 | model_quantized.onnx / model.onnx | $(awk "BEGIN{printf \"%.1f\", $int8_bytes/1048576}") MB / $(awk "BEGIN{printf \"%.1f\", $onnx_bytes/1048576}") MB = ${size_ratio} | ≤ 0.27 |
 
 ONNX Runtime ${ort_version} (onnxruntime-node, CPU, 1 intra-op thread, all graph optimisations),
-\`tools/bench_ort.mjs\`, median / minimum latency (20 runs at batch 1, 8 at batch 4, after 3 warm-up runs;
-speed-ups are FP32 ÷ INT8 of the medians, then of the minima):
+\`tools/bench_ort.mjs\`, the three models timed round-robin in one process (30 rounds at batch 1, 10 at batch 4,
+after 3 warm-up runs), median / minimum latency; speed-ups are FP32 ÷ INT8 of the medians, then of the minima:
 
 | model | batch 1 × 128 | batch 4 × 128 |
 |---|---|---|
