@@ -10,14 +10,6 @@
 namespace hf2onnx {
 namespace {
 
-std::string describe(const Node* n) {
-  std::stringstream ss;
-  ss << *n;
-  std::string s = ss.str();
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 void set_value_info(LoweringContext& ctx, onnx::ValueInfoProto* vi, const Value* v, const GraphIO& io) {
   vi->set_name(io.name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
@@ -105,7 +97,7 @@ LoweredModel lower_to_onnx(const TracedGraph& traced, const LowerOptions& option
       throw Error("cannot export " + op + " at opset " + std::to_string(options.opset) + ": " + where);
     }
     ctx.set_scope("");
-    with_context("lowering " + describe(n), [&] { fn(ctx, n); });
+    with_context("lowering " + describe_node(n), [&] { fn(ctx, n); });
   }
 
   // Outputs: rename the producing node's output, or add an Identity when the value is an input,

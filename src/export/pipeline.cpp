@@ -138,7 +138,7 @@ ExportResult export_model(const ExportOptions& opt) {
     std::map<std::string, int> op_counts;
     for (const auto& n : lowered.model.graph().node()) op_counts[n.op_type()]++;
     r["op_counts"] = op_counts;
-    auto io = [](const std::vector<TensorSpec>& specs, const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
+    auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
       nlohmann::json a = nlohmann::json::array();
       for (const auto& vi : vis) {
         nlohmann::json dims = nlohmann::json::array();
@@ -148,8 +148,8 @@ ExportResult export_model(const ExportOptions& opt) {
       }
       return a;
     };
-    r["inputs"] = io(model->inputs, lowered.model.graph().input());
-    r["outputs"] = io(model->outputs, lowered.model.graph().output());
+    r["inputs"] = io(lowered.model.graph().input());
+    r["outputs"] = io(lowered.model.graph().output());
     for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
     for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
     if (quantized)

@@ -35,14 +35,6 @@ std::shared_ptr<torch::jit::Graph> trace_once(const TraceFn& fn, const std::vect
   return graph;
 }
 
-std::string describe(const Node* n) {
-  std::stringstream ss;
-  ss << *n;
-  std::string s = ss.str();
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 bool same_constant(const Node* a, const Node* b) {
   auto va = torch::jit::toIValue(a->output()), vb = torch::jit::toIValue(b->output());
   if (!va || !vb) return va.has_value() == vb.has_value();
@@ -52,6 +44,14 @@ bool same_constant(const Node* a, const Node* b) {
 }
 
 }  // namespace
+
+std::string describe_node(const torch::jit::Node* n) {
+  std::stringstream ss;
+  ss << *n;
+  std::string s = ss.str();
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
 
 TracedGraph trace_twice(const TraceFn& fn, const std::vector<torch::Tensor>& inputs_a,
                         const std::vector<torch::Tensor>& inputs_b,
@@ -78,8 +78,8 @@ TracedGraph trace_twice(const TraceFn& fn, const std::vector<torch::Tensor>& inp
   for (size_t i = 0; i < ga->inputs().size(); ++i) define(ga->inputs()[i], gb->inputs()[i]);
   auto na = ga->nodes().begin(), nb = gb->nodes().begin();
   auto frozen = [](const Node* a, const Node* b, const std::string& why) {
-    return Error("the forward traced differently at two input shapes (" + why + "):\n  " + describe(a) + "\n  " +
-                 describe(b) +
+    return Error("the forward traced differently at two input shapes (" + why + "):\n  " + describe_node(a) + "\n  " +
+                 describe_node(b) +
                  "\na size was read from a tensor and frozen into the graph; write the forward shape-agnostically "
                  "(see models/layers/dynamic.h)");
   };

@@ -25,6 +25,9 @@ struct TracedGraph {
   std::unordered_map<const torch::jit::Value*, std::vector<bool>> dynamic_dims;
 };
 
+// One line of IR for messages: "%7 : Float(...) = aten::linear(%0, %w, %b)".
+std::string describe_node(const torch::jit::Node* node);
+
 // `inputs_a` and `inputs_b` are example inputs at two different shapes; `params` are the tensors
 // the forward reads (by identity), with their names.
 TracedGraph trace_twice(const TraceFn& fn, const std::vector<torch::Tensor>& inputs_a,

@@ -50,9 +50,8 @@ struct Conv1DImpl : torch::nn::Module {
 };
 TORCH_MODULE(Conv1D);
 
-struct KV {
-  torch::Tensor key, value;
-};
+using layers::KVCache;
+using layers::with_presents;
 
 // modeling_gpt2.GPT2Attention (self-attention with past)
 struct GPT2AttentionImpl : torch::nn::Module {
@@ -60,7 +59,7 @@ struct GPT2AttentionImpl : torch::nn::Module {
     c_attn = register_module("c_attn", Conv1D(3 * c.n_embd, c.n_embd));
     c_proj = register_module("c_proj", Conv1D(c.n_embd, c.n_embd));
   }
-  torch::Tensor forward(const torch::Tensor& x, KV& cache, const torch::Tensor& causal,
+  torch::Tensor forward(const torch::Tensor& x, KVCache& cache, const torch::Tensor& causal,
                         const torch::Tensor& padding) {
     const int64_t e = c_.n_embd, d = c_.head_dim();
     auto qkv = c_attn(x);
@@ -102,7 +101,7 @@ struct GPT2BlockImpl : torch::nn::Module {
     ln_2 = register_module("ln_2", layers::LayerNorm(c.n_embd, c.layer_norm_epsilon));
     mlp = register_module("mlp", GPT2MLP(c));
   }
-  torch::Tensor forward(torch::Tensor h, KV& cache, const torch::Tensor& causal, const torch::Tensor& padding) {
+  torch::Tensor forward(torch::Tensor h, KVCache& cache, const torch::Tensor& causal, const torch::Tensor& padding) {
     h = h + attn(ln_1(h), cache, causal, padding);
     return h + mlp(ln_2(h));
   }
@@ -122,7 +121,7 @@ struct GPT2ModelImpl : torch::nn::Module {
     ln_f = register_module("ln_f", layers::LayerNorm(c.n_embd, c.layer_norm_epsilon));
   }
   // in: input_ids, attention_mask, position_ids, then past key/value per layer. Fills `caches` with the presents.
-  torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KV>& caches) {
+  torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KVCache>& caches) {
     const auto& input_ids = in[0];
     const auto& attention_mask = in[1];
     auto hidden = wte(input_ids) + wpe(in[2]);
@@ -163,22 +162,14 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
   // Persisted causal-mask buffers of older checkpoints; the transformer. prefix is absent in GPT2Model ones.
   m->load_rules.ignored_keys = {R"((transformer\.)?h\.\d+\.attn\.(masked_)?bias)"};
   m->load_rules.optional_prefixes = {"transformer."};
-  auto with_presents = [](torch::Tensor first, const std::vector<KV>& caches) {
-    std::vector<torch::Tensor> out{std::move(first)};
-    for (const auto& kv : caches) {
-      out.push_back(kv.key);
-      out.push_back(kv.value);
-    }
-    return out;
-  };
 
   if (ctx.task == Task::FeatureExtraction) {  // GPT2Model: last_hidden_state + presents
     auto model = std::make_shared<GPT2ModelImpl>(c);
     m->module = model;
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
     layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "last_hidden_state", c.n_embd);
-    m->forward = [model, with_presents](const std::vector<torch::Tensor>& in) {
-      std::vector<KV> caches;
+    m->forward = [model](const std::vector<torch::Tensor>& in) {
+      std::vector<KVCache> caches;
       auto hidden = model->forward(in, caches);
       return with_presents(hidden, caches);
     };
@@ -190,8 +181,8 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
   m->module = model;
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");  // the stored tied copy
   layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "logits", c.vocab_size);
-  m->forward = [model, with_presents](const std::vector<torch::Tensor>& in) {
-    std::vector<KV> caches;
+  m->forward = [model](const std::vector<torch::Tensor>& in) {
+    std::vector<KVCache> caches;
     auto hidden = model->transformer->forward(in, caches);
     const auto& w = model->lm_head ? model->lm_head->weight : model->transformer->wte->weight;
     return with_presents(torch::linear(hidden, w), caches);

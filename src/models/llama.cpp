@@ -45,9 +45,8 @@ struct Config {
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 
-struct KV {
-  torch::Tensor key, value;
-};
+using layers::KVCache;
+using layers::with_presents;
 
 // modeling_llama.LlamaAttention
 struct LlamaAttentionImpl : torch::nn::Module {
@@ -58,7 +57,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
     v_proj = register_module("v_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
     o_proj = register_module("o_proj", layers::Linear(heads * head_dim, c.hidden_size, c.o_bias));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KV& cache,
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache& cache,
                         const torch::Tensor& visible) {
     auto q = layers::apply_rotary(layers::split_heads(q_proj(x), heads, head_dim), cos, sin);
     auto k = layers::apply_rotary(layers::split_heads(k_proj(x), kv_heads, head_dim), cos, sin);
@@ -99,7 +98,7 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
     input_layernorm = register_module("input_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
     post_attention_layernorm = register_module("post_attention_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
   }
-  torch::Tensor forward(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin, KV& cache,
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin, KVCache& cache,
                         const torch::Tensor& visible) {
     h = h + self_attn(input_layernorm(h), cos, sin, cache, visible);
     return h + mlp(post_attention_layernorm(h));
@@ -119,7 +118,7 @@ struct LlamaModelImpl : torch::nn::Module {
     norm = register_module("norm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
   }
   // in: input_ids, attention_mask, position_ids, then past key/value per layer. Fills `caches` with the presents.
-  torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KV>& caches) {
+  torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KVCache>& caches) {
     const auto& input_ids = in[0];
     const auto& attention_mask = in[1];
     auto hidden = embed_tokens(input_ids);
@@ -149,15 +148,6 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   layers::Linear lm_head{nullptr};
 };
 
-std::vector<torch::Tensor> with_presents(torch::Tensor first, const std::vector<KV>& caches) {
-  std::vector<torch::Tensor> out{std::move(first)};
-  for (const auto& kv : caches) {
-    out.push_back(kv.key);
-    out.push_back(kv.value);
-  }
-  return out;
-}
-
 }  // namespace
 }  // namespace hf2onnx::llama
 
@@ -178,7 +168,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
     layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size,
                            "last_hidden_state", c.hidden_size);
     m->forward = [model](const std::vector<torch::Tensor>& in) {
-      std::vector<KV> caches;
+      std::vector<KVCache> caches;
       auto hidden = model->forward(in, caches);
       return with_presents(hidden, caches);
     };
@@ -192,7 +182,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
   layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size, "logits",
                          c.vocab_size);
   m->forward = [model](const std::vector<torch::Tensor>& in) {
-    std::vector<KV> caches;
+    std::vector<KVCache> caches;
     auto hidden = model->model->forward(in, caches);
     const auto& w = model->lm_head ? model->lm_head->weight : model->model->embed_tokens->weight;
     return with_presents(torch::linear(hidden, w), caches);

@@ -261,7 +261,6 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
 }
 
 QuantizeResult quantize_file(const fs::path& in, const fs::path& out, const QuantizeOptions& opt) {
-  validate(opt);
   if (!fs::exists(in)) throw Error(in.string() + ": no such file");
   if (fs::weakly_canonical(in) == fs::weakly_canonical(out))
     throw Error(out.string() + ": the output would overwrite the input; choose another path");

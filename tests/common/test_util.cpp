@@ -132,6 +132,13 @@ CliResult run_cli(const std::string& args) {
   return run_shell(quote(binary().string()) + " " + args, stderr_file());
 }
 
+onnx::ModelProto load_onnx(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromIstream(&in)) << path;
+  return m;
+}
+
 std::string run_tool(const std::string& script, const std::string& args) {
   auto r = run_shell("node " + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
   if (r.exit_code != 0) throw std::runtime_error(script + " failed: " + r.err);

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <onnx/onnx_pb.h>
+
 namespace hf2onnx::test {
 
 namespace fs = std::filesystem;
@@ -51,6 +53,9 @@ namespace hf2onnx::test {
 void write_zip(const fs::path& path, const std::vector<std::pair<std::string, std::string>>& entries);
 std::string read_file(const fs::path& path);
 void write_file(const fs::path& path, const std::string& bytes);
+// Parses an .onnx file (weights inline); fails the test when it does not parse.
+onnx::ModelProto load_onnx(const fs::path& path);
+
 // Runs `node tools/<script> args...`; throws with its stderr when it fails. Returns stderr.
 std::string run_tool(const std::string& script, const std::string& args);
 // A decoder's first-step inputs: the files of `ref_dir` plus empty past_key_values.{i}.key/value

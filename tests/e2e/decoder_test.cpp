@@ -24,13 +24,6 @@ struct Decoder {
 };
 const Decoder kDecoders[] = {{"gpt2", 2, 4, 8}, {"llama", 2, 4, 8}, {"llama-gqa", 2, 2, 8}};
 
-onnx::ModelProto load(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  onnx::ModelProto m;
-  EXPECT_TRUE(m.ParseFromIstream(&in)) << p;
-  return m;
-}
-
 std::vector<std::string> dims_of(const onnx::ValueInfoProto& vi) {
   std::vector<std::string> d;
   for (const auto& x : vi.type().tensor_type().shape().dim())
@@ -67,7 +60,7 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   const fs::path model = out / "model.onnx";
 
   // I/O names and dims (DESIGN.md §4).
-  auto m = load(model);
+  auto m = load_onnx(model);
   const auto& g = m.graph();
   ASSERT_EQ(g.input_size(), 3 + 2 * d.layers);
   EXPECT_EQ(g.input(0).name(), "input_ids");
@@ -102,7 +95,7 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   EXPECT_EQ(std::vector<int64_t>(got.i64(), got.i64() + got.numel()), std::vector<int64_t>(want.i64(), want.i64() + want.numel()));
 
   // The INT8 twin: lm_head and embeddings quantized, logits close to FP32, generation runs.
-  auto q = load(out / "model_quantized.onnx");
+  auto q = load_onnx(out / "model_quantized.onnx");
   std::map<std::string, int> ops;
   for (const auto& n : q.graph().node()) ops[n.op_type()]++;
   EXPECT_EQ(ops["MatMulInteger"], d.fixture == "gpt2" ? 4 * d.layers + 1 : 7 * d.layers + 1);  // + lm_head
@@ -190,7 +183,7 @@ TEST(DecoderCache, PrefillThenStepsEqualsOneCall) {
 // A tied lm_head is stored once (the embedding table), never as a second copy.
 TEST(DecoderExportStorage, TiedLmHeadIsStoredOnce) {
   const fs::path out = export_to("gpt2", temp_dir("tied") / "onnx", 17, false);
-  auto m = load(out / "model.onnx");
+  auto m = load_onnx(out / "model.onnx");
   int tables = 0;
   for (const auto& t : m.graph().initializer()) {
     EXPECT_NE(t.name(), "lm_head.weight");

@@ -21,13 +21,6 @@ nlohmann::json manifest(const std::string& fixture) {
   return nlohmann::json::parse(in);
 }
 
-onnx::ModelProto load_model(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  onnx::ModelProto m;
-  EXPECT_TRUE(m.ParseFromIstream(&in)) << p;
-  return m;
-}
-
 struct Case {
   std::string fixture;
   int opset;
@@ -50,7 +43,7 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
   EXPECT_TRUE(fs::exists(out / "onnx" / "config.json"));
 
   auto m = manifest(fixture);
-  onnx::ModelProto proto = load_model(model);
+  onnx::ModelProto proto = load_onnx(model);
   // The graph's inputs are exactly the reference's, with dynamic batch and sequence dims.
   std::vector<std::string> inputs;
   for (const auto& vi : proto.graph().input()) {
@@ -121,7 +114,7 @@ TEST(TaskOverride, FeatureExtractionFromAClassificationCheckpoint) {
   opt.task = "feature-extraction";
   auto r = export_model(opt);
   EXPECT_EQ(r.task, "feature-extraction");
-  onnx::ModelProto proto = load_model(out / "model.onnx");
+  onnx::ModelProto proto = load_onnx(out / "model.onnx");
   std::vector<std::string> outputs;
   for (const auto& vi : proto.graph().output()) outputs.push_back(vi.name());
   EXPECT_EQ(outputs, (std::vector<std::string>{"last_hidden_state", "pooler_output"}));

@@ -49,7 +49,9 @@ TEST_P(Heads, ExportMatchesEager) {
   const nlohmann::json patch = nlohmann::json::parse("{" + (c.config_patch.empty() ? "" : c.config_patch.substr(2)) + "}");
   cfg.merge_patch(patch);
   for (const auto& [k, v] : patch.items()) {
-    if (!v.is_null()) ASSERT_EQ(cfg[k], v) << k;  // merge_patch removes keys patched with null
+    if (!v.is_null()) {  // merge_patch removes keys patched with null
+      ASSERT_EQ(cfg[k], v) << k;
+    }
   }
   write_file(dir / "config.json", cfg.dump(2));
   // Body from the fixture (under the head's prefix), random values for everything else.

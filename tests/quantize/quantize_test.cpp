@@ -19,13 +19,6 @@
 namespace hf2onnx::test {
 namespace {
 
-onnx::ModelProto load(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  onnx::ModelProto m;
-  EXPECT_TRUE(m.ParseFromIstream(&in)) << p;
-  return m;
-}
-
 std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
   std::map<std::string, int> c;
   for (const auto& n : m.graph().node()) c[n.op_type()]++;
@@ -42,8 +35,12 @@ std::set<std::string> initializer_names(const onnx::ModelProto& m) {
 void expect_no_float_weight_matmul(const onnx::ModelProto& m) {
   auto inits = initializer_names(m);
   for (const auto& n : m.graph().node()) {
-    if (n.op_type() == "MatMul") EXPECT_FALSE(inits.count(n.input(1))) << "float MatMul with constant " << n.input(1);
-    if (n.op_type() == "Gemm") EXPECT_FALSE(inits.count(n.input(1))) << "float Gemm with constant " << n.input(1);
+    if (n.op_type() == "MatMul") {
+      EXPECT_FALSE(inits.count(n.input(1))) << "float MatMul with constant " << n.input(1);
+    }
+    if (n.op_type() == "Gemm") {
+      EXPECT_FALSE(inits.count(n.input(1))) << "float Gemm with constant " << n.input(1);
+    }
   }
 }
 
@@ -73,8 +70,8 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32) {
   const std::string fixture = GetParam();
   fs::path out = export_fixture(fixture, temp_dir("q_" + fixture) / "onnx");
   ASSERT_TRUE(fs::exists(out / "model_quantized.onnx"));
-  auto fp32 = load(out / "model.onnx");
-  auto int8 = load(out / "model_quantized.onnx");
+  auto fp32 = load_onnx(out / "model.onnx");
+  auto int8 = load_onnx(out / "model_quantized.onnx");
   onnx::checker::check_model(int8);
   expect_no_float_weight_matmul(int8);
 
@@ -120,9 +117,11 @@ TEST(Quantize, OptionsChangeWhatIsQuantizedAndHow) {
   per_channel.per_channel = true;
   per_channel.report = dir / "report.json";
   quantize_file(fp32, dir / "pc.onnx", per_channel);
-  auto pc = load(dir / "pc.onnx");
+  auto pc = load_onnx(dir / "pc.onnx");
   for (const auto& t : pc.graph().initializer())
-    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_scale") EXPECT_EQ(t.dims_size(), 1);
+    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_scale") {
+      EXPECT_EQ(t.dims_size(), 1);
+    }
   nlohmann::json report = nlohmann::json::parse(read_file(dir / "report.json"));
   EXPECT_EQ(report["quantized_per_op"]["MatMul"], 14);
   EXPECT_EQ(report["quantized_per_op"]["Gather"], 3);
@@ -136,13 +135,15 @@ TEST(Quantize, OptionsChangeWhatIsQuantizedAndHow) {
   only_matmul.weight_type = "uint8";
   only_matmul.reduce_range = true;
   quantize_file(fp32, dir / "mm.onnx", only_matmul);
-  auto mm = load(dir / "mm.onnx");
+  auto mm = load_onnx(dir / "mm.onnx");
   auto counts = op_counts(mm);
   EXPECT_EQ(counts["MatMulInteger"], 12);  // 14 minus the excluded pooler and classifier
   EXPECT_EQ(counts["DequantizeLinear"], 0);  // Gather not selected
-  for (const auto& t : mm.graph().initializer())
-    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_quantized")
+  for (const auto& t : mm.graph().initializer()) {
+    if (t.name() == "bert.encoder.layer.0.attention.self.query.weight_quantized") {
       EXPECT_EQ(t.data_type(), onnx::TensorProto::UINT8);
+    }
+  }
   EXPECT_TRUE(initializer_names(mm).count("classifier.weight"));
 
   // All three variants still agree with FP32 in ORT.
@@ -218,7 +219,7 @@ TEST(Quantize, ForeignModelWithGemmTransB) {
   auto r = quantize_file(dir / "foreign.onnx", dir / "foreign_q.onnx", opt);
   EXPECT_EQ(r.quantized_per_op["Gemm"], 1);
   EXPECT_EQ(r.quantized_per_op["MatMul"], 2);
-  auto q = load(dir / "foreign_q.onnx");
+  auto q = load_onnx(dir / "foreign_q.onnx");
   onnx::checker::check_model(q);
   expect_no_float_weight_matmul(q);
   auto inits = initializer_names(q);
@@ -270,7 +271,7 @@ TEST(Quantize, BadInput) {
   EXPECT_FALSE(fs::exists(dir / "y.onnx"));
 
   // Opset 9: refused.
-  auto m = load(fp32);
+  auto m = load_onnx(fp32);
   m.mutable_opset_import(0)->set_version(9);
   {
     std::ofstream f(dir / "old.onnx", std::ios::binary);
@@ -282,9 +283,9 @@ TEST(Quantize, BadInput) {
   auto r = run_cli("quantize '" + fp32.string() + "' '" + (dir / "same.onnx").string() + "' --exclude-nodes '.'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("nothing to quantize"), std::string::npos) << r.err;
-  auto copy = load(dir / "same.onnx");
+  auto copy = load_onnx(dir / "same.onnx");
   onnx::checker::check_model(copy);
-  EXPECT_EQ(copy.graph().node_size(), load(fp32).graph().node_size());
+  EXPECT_EQ(copy.graph().node_size(), load_onnx(fp32).graph().node_size());
 }
 
 }  // namespace

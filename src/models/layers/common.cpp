@@ -141,6 +141,15 @@ void set_decoder_io(ExportModel& m, int64_t layers, int64_t kv_heads, int64_t he
   };
 }
 
+std::vector<torch::Tensor> with_presents(torch::Tensor first, const std::vector<KVCache>& caches) {
+  std::vector<torch::Tensor> out{std::move(first)};
+  for (const auto& kv : caches) {
+    out.push_back(kv.key);
+    out.push_back(kv.value);
+  }
+  return out;
+}
+
 int64_t num_labels(const hf::Config& config) {
   if (auto n = config.get_int("num_labels")) return *n;
   if (size_t n = config.object_size("id2label")) return static_cast<int64_t>(n);

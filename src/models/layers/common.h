@@ -79,6 +79,13 @@ TokenTypeIds set_text_encoder_inputs(ExportModel& model, int64_t type_vocab_size
 void set_decoder_io(ExportModel& model, int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t vocab_size,
                     const std::string& first_output, int64_t first_output_size);
 
+// One layer's cache: past on input, past + new (the present) after the layer ran.
+struct KVCache {
+  torch::Tensor key, value;
+};
+// A decoder forward's outputs in set_decoder_io order: the first output, then each layer's present key, value.
+std::vector<torch::Tensor> with_presents(torch::Tensor first, const std::vector<KVCache>& caches);
+
 // Number of labels of a classification head: num_labels, else the size of id2label, else 2.
 int64_t num_labels(const hf::Config& config);
 }  // namespace hf2onnx::layers
