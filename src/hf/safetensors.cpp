@@ -40,7 +40,9 @@ std::map<std::string, TensorData> read_safetensors(const std::filesystem::path& 
   const uint64_t data_size = file->size() - data_begin;
 
   std::map<std::string, TensorData> out;
-  for (const auto& [name, info] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();  // (not a structured binding: lambdas below capture it)
+    const auto& info = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) {
       return Error(where + ": corrupt safetensors: tensor '" + name + "': " + why);
