@@ -11,6 +11,10 @@
 
 namespace hf2onnx {
 
+// The ONNX opsets the lowering table covers (export --opset).
+constexpr int kMinOpset = 14;
+constexpr int kMaxOpset = 17;
+
 struct ExportOptions {
   std::filesystem::path model_dir, out_dir;
   std::string task = "auto";

@@ -65,11 +65,11 @@ void inspect_onnx(const fs::path& path) {
   std::printf("\n");
 }
 
-void inspect_checkpoint(const fs::path& dir) {
+void inspect_checkpoint(const fs::path& dir, const std::vector<ArchEntry>& table) {
   hf::Config config = hf::Config::load(dir / "config.json");
   std::string arch = config.architecture();
   const ArchEntry* entry = nullptr;
-  for (const auto& e : architecture_table())
+  for (const auto& e : table)
     if (arch == e.architecture) entry = &e;
   std::printf("%s: %s (model_type %s)%s\n", dir.string().c_str(), arch.c_str(), config.model_type().c_str(),
               entry ? "" : " — not supported by hf2onnx");
@@ -91,8 +91,8 @@ void inspect_checkpoint(const fs::path& dir) {
 
 }  // namespace
 
-void inspect_path(const fs::path& path) {
-  if (fs::is_directory(path)) return inspect_checkpoint(path);
+void inspect_path(const fs::path& path, const std::function<const std::vector<ArchEntry>&()>& table) {
+  if (fs::is_directory(path)) return inspect_checkpoint(path, table());
   if (!fs::exists(path)) throw Error(path.string() + ": no such file or directory");
   inspect_onnx(path);
 }

@@ -8,12 +8,11 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/inspect.h"
+#include "cli/plugin.h"
 #include "common/log.h"
-#include "export/lowering/table.h"
 #include "hf2onnx/error.h"
 #include "hf2onnx/export.h"
 #include "hf2onnx/quantize.h"
-#include "models/registry.h"
 
 using namespace hf2onnx;
 
@@ -26,10 +25,11 @@ std::string task_help() {
 }
 
 void print_list() {
+  const ExportPlugin& plugin = export_plugin();
   std::printf("%-40s %-12s %s\n", "architecture", "family", "default task (other tasks of the family)");
-  for (const auto& e : architecture_table()) {
+  for (const auto& e : plugin.architecture_table()) {
     std::string others;
-    for (Task t : family_tasks(e.family))
+    for (Task t : plugin.family_tasks(e.family))
       if (t != e.task) others += (others.empty() ? "" : ", ") + std::string(task_name(t));
     std::printf("%-40s %-12s %s (%s)\n", e.architecture, e.family, task_name(e.task), others.c_str());
   }
@@ -108,12 +108,12 @@ int main(int argc, char** argv) {
     if (*export_cmd) {
       if (!report.empty()) ex.report = report;
       if (export_quantize) ex.quantize = q;
-      export_model(ex);
+      export_plugin().export_model(ex);
     } else if (*quantize_cmd) {
       if (!q_report.empty()) q.report = q_report;
       quantize_file(q_in, q_out, q);
     } else if (*inspect_cmd) {
-      inspect_path(inspect_target);
+      inspect_path(inspect_target, [] () -> const std::vector<ArchEntry>& { return export_plugin().architecture_table(); });
     } else if (*list_cmd) {
       print_list();
     }

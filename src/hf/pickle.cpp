@@ -22,11 +22,17 @@ const std::map<std::string, DType>& storage_types() {
 const char* const kCallables[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
                                   "torch._utils._rebuild_tensor", "torch._utils._rebuild_parameter"};
 
-Ref make(Kind k) {
-  auto o = std::make_shared<Object>();
-  o->kind = k;
-  return o;
-}
+// Every object of one load; its destructor breaks reference cycles.
+struct Arena {
+  std::vector<Ref> objects;
+  ~Arena() {
+    for (auto& o : objects) {
+      o->items.clear();
+      o->dict.clear();
+      o->storage.reset();
+    }
+  }
+};
 
 class Unpickler {
  public:
@@ -40,6 +46,7 @@ class Unpickler {
         Result r;
         r.value = pop();
         r.end = pos_;
+        r.arena = arena_;
         return r;
       }
       step(op);
@@ -77,6 +84,12 @@ class Unpickler {
     }
   }
 
+  Ref make(Kind k) {
+    auto o = std::make_shared<Object>();
+    o->kind = k;
+    arena_->objects.push_back(o);
+    return o;
+  }
   void push(Ref r) { stack_.push_back(std::move(r)); }
   Ref pop() {
     if (stack_.size() <= mark_floor()) fail("stack underflow");
@@ -300,6 +313,7 @@ class Unpickler {
   std::vector<Ref> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Ref> memo_;
+  std::shared_ptr<Arena> arena_ = std::make_shared<Arena>();  // also cleared when a load fails
 };
 
 }  // namespace

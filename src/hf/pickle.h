@@ -44,6 +44,9 @@ using PersistentLoad = std::function<Ref(const Ref& pid)>;
 struct Result {
   Ref value;
   size_t end = 0;  // offset just past STOP, where a following pickle may begin (legacy format)
+  // Owns every object the pickle created; releasing it clears their children, so that a pickle whose
+  // containers refer to themselves (memo + SETITEM) cannot leak. Keep the Result while using `value`.
+  std::shared_ptr<void> arena;
 };
 
 // Parses one pickle starting at data[0]. `source` names the file in errors.

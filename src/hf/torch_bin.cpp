@@ -95,7 +95,8 @@ std::map<std::string, TensorData> read_zip(const std::shared_ptr<const MappedFil
     s->storage_numel = pid_field(pid, 4, Kind::Int, where)->i;
     return s;
   };
-  Ref root = pickle::load(pkl->data, pkl->size, load_storage, where + " (data.pkl)").value;
+  const pickle::Result loaded = pickle::load(pkl->data, pkl->size, load_storage, where + " (data.pkl)");
+  const Ref& root = loaded.value;
   return collect(root, file, [&](const pickle::Object& s) {
     const ZipEntry* e = zip.find(prefix + "/data/" + s.storage_key);
     if (!e) throw Error(where + ": corrupt checkpoint: storage '" + s.storage_key + "' is missing from the archive");
@@ -109,10 +110,11 @@ std::map<std::string, TensorData> read_legacy(const std::shared_ptr<const Mapped
   const std::string where = file->path().string();
   const uint8_t* p = file->data();
   uint64_t pos = 0, size = file->size();
+  std::vector<pickle::Result> loaded;  // each pickle's objects live until the tensors are collected
   auto next = [&](const pickle::PersistentLoad& pl) {
-    auto r = pickle::load(p + pos, size - pos, pl, where);
-    pos += r.end;
-    return r.value;
+    loaded.push_back(pickle::load(p + pos, size - pos, pl, where));
+    pos += loaded.back().end;
+    return loaded.back().value;
   };
   Ref magic = next(nullptr);
   static const uint8_t kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};  // 0x1950a86a20f9469cfc6c

@@ -198,6 +198,20 @@ TEST(Pickle, MalformedStreamsAreErrorsNotCrashes) {
   }
 }
 
+// Found by tools/fuzz: containers that refer to themselves (memo + SETITEM) must not leak.
+TEST(Pickle, SelfReferencingContainersAreFreed) {
+  const std::string self_dict = std::string("\x80\x02}q\x00X\x01\x00\x00\x00" "ah\x00s.", 14);  // d = {}; d["a"] = d
+  std::weak_ptr<hf::pickle::Object> weak;
+  {
+    auto r = hf::pickle::load(reinterpret_cast<const uint8_t*>(self_dict.data()), self_dict.size(), nullptr, "self.pkl");
+    ASSERT_EQ(r.value->kind, hf::pickle::Kind::Dict);
+    ASSERT_EQ(r.value->dict.size(), 1u);
+    EXPECT_EQ(r.value->dict[0].second, r.value);  // the cycle is real
+    weak = r.value;
+  }
+  EXPECT_TRUE(weak.expired());
+}
+
 TEST(Pickle, TensorViewsOutsideTheirStorageAreRejected) {
   // A real data.pkl whose first storage is declared larger than its bytes.
   fs::path dir = temp_dir("bin_view");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "export/lowering/context.h"
+#include "hf2onnx/export.h"  // kMinOpset, kMaxOpset
 
 namespace hf2onnx {
 
@@ -24,8 +25,6 @@ class LoweringTable {
   std::map<std::string, std::map<int, LowerFn>> entries_;
 };
 
-constexpr int kMinOpset = 14;
-constexpr int kMaxOpset = 17;
 
 const LoweringTable& lowering_table();  // built once by register_all_ops()
 
