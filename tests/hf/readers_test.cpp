@@ -200,7 +200,8 @@ TEST(Pickle, MalformedStreamsAreErrorsNotCrashes) {
 
 // Found by tools/fuzz: containers that refer to themselves (memo + SETITEM) must not leak.
 TEST(Pickle, SelfReferencingContainersAreFreed) {
-  const std::string self_dict = std::string("\x80\x02}q\x00X\x01\x00\x00\x00" "ah\x00s.", 14);  // d = {}; d["a"] = d
+  static const char kSelfDict[] = "\x80\x02}q\x00X\x01\x00\x00\x00" "ah\x00s.";  // d = {}; d["a"] = d
+  const std::string self_dict(kSelfDict, sizeof kSelfDict - 1);
   std::weak_ptr<hf::pickle::Object> weak;
   {
     auto r = hf::pickle::load(reinterpret_cast<const uint8_t*>(self_dict.data()), self_dict.size(), nullptr, "self.pkl");
