@@ -51,7 +51,6 @@ struct Conv1DImpl : torch::nn::Module {
 TORCH_MODULE(Conv1D);
 
 using layers::KVCache;
-using layers::with_presents;
 
 // modeling_gpt2.GPT2Attention (self-attention with past)
 struct GPT2AttentionImpl : torch::nn::Module {
@@ -168,11 +167,7 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
     m->module = model;
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
     layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "last_hidden_state", c.n_embd);
-    m->forward = [model](const std::vector<torch::Tensor>& in) {
-      std::vector<KVCache> caches;
-      auto hidden = model->forward(in, caches);
-      return with_presents(hidden, caches);
-    };
+    m->forward = layers::hidden_states_forward(model);
     return m;
   }
   if (ctx.task != Task::TextGeneration)
@@ -181,12 +176,7 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
   m->module = model;
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");  // the stored tied copy
   layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "logits", c.vocab_size);
-  m->forward = [model](const std::vector<torch::Tensor>& in) {
-    std::vector<KVCache> caches;
-    auto hidden = model->transformer->forward(in, caches);
-    const auto& w = model->lm_head ? model->lm_head->weight : model->transformer->wte->weight;
-    return with_presents(torch::linear(hidden, w), caches);
-  };
+  m->forward = layers::causal_lm_forward(model->transformer.ptr(), model->lm_head, model->transformer->wte->weight);
   return m;
 }
 

@@ -46,7 +46,6 @@ struct Config {
 };
 
 using layers::KVCache;
-using layers::with_presents;
 
 // modeling_llama.LlamaAttention
 struct LlamaAttentionImpl : torch::nn::Module {
@@ -167,11 +166,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
     layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size,
                            "last_hidden_state", c.hidden_size);
-    m->forward = [model](const std::vector<torch::Tensor>& in) {
-      std::vector<KVCache> caches;
-      auto hidden = model->forward(in, caches);
-      return with_presents(hidden, caches);
-    };
+    m->forward = layers::hidden_states_forward(model);
     return m;
   }
   if (ctx.task != Task::TextGeneration)
@@ -181,12 +176,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
   layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size, "logits",
                          c.vocab_size);
-  m->forward = [model](const std::vector<torch::Tensor>& in) {
-    std::vector<KVCache> caches;
-    auto hidden = model->model->forward(in, caches);
-    const auto& w = model->lm_head ? model->lm_head->weight : model->model->embed_tokens->weight;
-    return with_presents(torch::linear(hidden, w), caches);
-  };
+  m->forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
   return m;
 }
 

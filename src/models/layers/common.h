@@ -86,6 +86,28 @@ struct KVCache {
 // A decoder forward's outputs in set_decoder_io order: the first output, then each layer's present key, value.
 std::vector<torch::Tensor> with_presents(torch::Tensor first, const std::vector<KVCache>& caches);
 
+// The two forwards of a decoder-only family, for a base model with forward(inputs, caches) → hidden:
+// feature-extraction (last_hidden_state + presents) and text-generation (lm_head, or the tied
+// embedding when the model has no lm_head, → logits + presents).
+template <typename Base>
+std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> hidden_states_forward(
+    std::shared_ptr<Base> base) {
+  return [base](const std::vector<torch::Tensor>& in) {
+    std::vector<KVCache> caches;
+    auto hidden = base->forward(in, caches);
+    return with_presents(hidden, caches);
+  };
+}
+template <typename Base>
+std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> causal_lm_forward(
+    std::shared_ptr<Base> base, Linear lm_head, torch::Tensor tied_embedding) {
+  return [base, lm_head, tied_embedding](const std::vector<torch::Tensor>& in) {
+    std::vector<KVCache> caches;
+    auto hidden = base->forward(in, caches);
+    return with_presents(torch::linear(hidden, lm_head ? lm_head->weight : tied_embedding), caches);
+  };
+}
+
 // Number of labels of a classification head: num_labels, else the size of id2label, else 2.
 int64_t num_labels(const hf::Config& config);
 }  // namespace hf2onnx::layers
