@@ -11,7 +11,7 @@
 #include "hf/config.h"
 #include "hf2onnx/error.h"
 #include "models/registry.h"
-#include "quantize/onnx_reader.h"
+#include "onnx/reader.h"
 
 namespace hf2onnx {
 namespace fs = std::filesystem;

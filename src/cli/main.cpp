@@ -24,6 +24,12 @@ std::string task_help() {
   return s;
 }
 
+std::string target_help() {
+  std::string s = "the CPUs the INT8 model must be exact on:";
+  for (const auto& t : quantize_targets()) s += std::string("\n  ") + t.name + ": " + t.help;
+  return s + "\n--reduce-range (7-bit weights) is exact on every target; uint8 weights are the same for every target";
+}
+
 void print_list() {
   const ExportPlugin& plugin = export_plugin();
   std::printf("%-40s %-12s %s\n", "architecture", "family", "default task (other tasks of the family)");
@@ -64,6 +70,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"int8", "uint8"}));
     cmd->add_flag("--per-channel", q.per_channel, "one scale / zero point per output column");
     cmd->add_flag("--reduce-range", q.reduce_range, "7-bit weights");
+    std::vector<std::string> targets;
+    for (const auto& t : quantize_targets()) targets.push_back(t.name);
+    cmd->add_option("--target", q.target, target_help())->check(CLI::IsMember(targets))->default_val("portable");
     cmd->add_option("--op-types", op_types, "comma-separated op types to quantize (MatMul,Gemm,Gather)");
     cmd->add_option("--exclude-nodes", q.exclude_nodes, "regex: nodes whose name or output matches stay float");
   };

@@ -6,7 +6,7 @@
 
 #include <onnx/onnx_pb.h>
 
-#include "export/onnx_writer.h"
+#include "onnx/writer.h"
 #include "export/trace.h"
 
 namespace hf2onnx {

@@ -8,9 +8,9 @@
 
 #include "common/log.h"
 #include "export/lower_graph.h"
-#include "export/onnx_check.h"
-#include "export/onnx_writer.h"
-#include "export/output_dir.h"
+#include "onnx/check.h"
+#include "onnx/writer.h"
+#include "onnx/output_dir.h"
 #include "export/trace.h"
 #include "hf/checkpoint.h"
 #include "hf/config.h"

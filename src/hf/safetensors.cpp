@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx::hf {

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf/pickle.h"
 #include "hf/zip_reader.h"
 #include "hf2onnx/error.h"

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 
 namespace hf2onnx::hf {
 

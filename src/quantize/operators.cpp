@@ -42,8 +42,9 @@ void matmul_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
   const std::string through_transpose = transposed_weight(ctx, n.input(1));
   const int axis = ctx.options.per_channel ? 1 : -1;
   QuantizedWeight w = through_transpose.empty()
-                          ? ctx.quantize_weight(n.input(1), ctx.weight_type, symmetric, axis, n)
-                          : ctx.quantize_weight(through_transpose, ctx.weight_type, symmetric, axis, n, true);
+                          ? ctx.quantize_weight(n.input(1), ctx.weight_type, symmetric, axis, n, false, ctx.pair_sum_limit)
+                          : ctx.quantize_weight(through_transpose, ctx.weight_type, symmetric, axis, n, true,
+                                                ctx.pair_sum_limit);
   ActivationQuant a = ctx.dynamic_quantize(n.input(0));
   const std::string base = n.name().empty() ? n.output(0) : n.name();
   std::string integer = ctx.fresh(n.output(0) + "_output_quantized");

@@ -57,37 +57,133 @@ uint8_t quantize_value(float x, QParams p, QRange r) {
 }
 
 namespace {
-// Runs fn(begin, end) over [0, n) split across the cores, each part at least `grain` long
-// (weights are up to ~10^8 values; small ones stay on one thread).
+// Runs fn(begin, end) over [0, n) split across `threads` threads (0: the cores), each part at least
+// `grain` long (weights are up to ~10^8 values; small ones stay on one thread).
 template <typename Fn>
-void parallel_ranges(int64_t n, int64_t grain, Fn&& fn) {
-  int64_t threads = std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()), n / std::max<int64_t>(grain, 1));
+void parallel_ranges(int64_t n, int64_t grain, int threads_wanted, Fn&& fn) {
+  const int64_t cores = threads_wanted > 0 ? threads_wanted : std::max(1u, std::thread::hardware_concurrency());
+  const int64_t threads = std::min<int64_t>(cores, n / std::max<int64_t>(grain, 1));
   if (threads <= 1) return fn(int64_t(0), n);
   std::vector<std::thread> pool;
   const int64_t chunk = (n + threads - 1) / threads;
   for (int64_t t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] { fn(t * chunk, std::min(n, (t + 1) * chunk)); });
+    pool.emplace_back([&, t] { fn(std::min(n, t * chunk), std::min(n, (t + 1) * chunk)); });
   fn(int64_t(0), std::min(n, chunk));
   for (auto& th : pool) th.join();
 }
-}  // namespace
 
-QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, QType type, bool symmetric,
-                                bool reduce_range, int axis) {
-  constexpr int64_t kGrain = 1 << 20;
-  if (std::fegetround() != FE_TONEAREST) std::fesetround(FE_TONEAREST);
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
+void check_finite(const float* x, int64_t n) {
   bool finite = true;
   for (int64_t i = 0; i < n; ++i) finite &= std::isfinite(x[i]);
   if (!finite) throw Error("weight contains NaN or infinite values");
-  const QRange range = qrange(type, reduce_range, symmetric);
+}
+
+inline int abs_q(uint8_t byte) { return std::abs(static_cast<int>(static_cast<int8_t>(byte))); }
+
+// Symmetric int8 weights [rows = K, cols = N] with |q[k][n]| + |q[k+1][n]| <= limit (see WeightSpec).
+// The scale is the larger of ORT's max|w| / qmax and (largest neighbour pair |w| sum) / limit, so a
+// pair can only exceed the limit through rounding, by at most one step; that step is taken back from
+// the value of the pair that was rounded away from zero the most.
+QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols, const WeightSpec& spec) {
+  if (!spec.symmetric || spec.type != QType::Int8 || (spec.axis != -1 && spec.axis != 1))
+    throw Error("internal: a pair-sum limit needs symmetric int8 weights, per tensor or per column");
+  const QRange range = qrange(spec.type, spec.reduce_range, true);
+  const int64_t groups = spec.axis < 0 ? 1 : cols;
+  auto group = [&](int64_t col) { return spec.axis < 0 ? 0 : col; };
+  const int64_t row_grain = std::max<int64_t>(1, spec.grain / std::max<int64_t>(cols, 1));
+
+  // Statistics per group: min, max and the largest neighbour pair |w| sum. A thread's rows [b, e) own
+  // the pairs (k, k+1) for k in [b, e), so the pair across a split is counted once.
+  std::vector<float> lo(groups, 0.f), hi(groups, 0.f), pair(groups, 0.f);
+  std::mutex m;
+  parallel_ranges(rows, row_grain, spec.threads, [&](int64_t b, int64_t e) {
+    std::vector<float> l(groups, 0.f), h(groups, 0.f), p(groups, 0.f);
+    for (int64_t k = b; k < e; ++k) {
+      const float* row = x + k * cols;
+      const float* next = k + 1 < rows ? row + cols : nullptr;
+      for (int64_t j = 0; j < cols; ++j) {
+        const int64_t g = group(j);
+        l[g] = std::min(l[g], row[j]);
+        h[g] = std::max(h[g], row[j]);
+        if (next) p[g] = std::max(p[g], std::fabs(row[j]) + std::fabs(next[j]));
+      }
+    }
+    std::lock_guard<std::mutex> lock(m);
+    for (int64_t g = 0; g < groups; ++g) {
+      lo[g] = std::min(lo[g], l[g]);
+      hi[g] = std::max(hi[g], h[g]);
+      pair[g] = std::max(pair[g], p[g]);
+    }
+  });
+  QuantizedTensor out;
+  std::vector<QParams> params(groups);
+  for (int64_t g = 0; g < groups; ++g) {
+    params[g] = compute_params(lo[g], hi[g], range, true);
+    const double pair_scale = static_cast<double>(pair[g]) / spec.pair_sum_limit;
+    if (pair_scale > params[g].scale) params[g].scale = static_cast<float>(pair_scale);
+    out.scales.push_back(params[g].scale);
+    out.zero_points.push_back(params[g].zero_point);
+  }
+  out.data.resize(static_cast<size_t>(rows * cols));
+  parallel_ranges(rows, row_grain, spec.threads, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      if (spec.axis < 0) {
+        quantize_span(x + k * cols, cols, params[0], range, out.data.data() + k * cols);
+      } else {
+        for (int64_t j = 0; j < cols; ++j) out.data[k * cols + j] = quantize_value(x[k * cols + j], params[j], range);
+      }
+    }
+  });
+  // Walk each column down K (columns split across threads): lowering a magnitude never breaks the pair above.
+  const int64_t col_grain = std::max<int64_t>(1, spec.grain / std::max<int64_t>(rows, 1));
+  parallel_ranges(cols, col_grain, spec.threads, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      const float scale = params[group(j)].scale;
+      for (int64_t k = 0; k + 1 < rows; ++k) {
+        uint8_t* q0 = &out.data[k * cols + j];
+        uint8_t* q1 = &out.data[(k + 1) * cols + j];
+        for (int excess = abs_q(*q0) + abs_q(*q1) - spec.pair_sum_limit; excess > 0; --excess) {
+          // how far each was rounded away from zero, in steps
+          const double up0 = abs_q(*q0) - std::fabs(x[k * cols + j]) / scale;
+          const double up1 = abs_q(*q1) - std::fabs(x[(k + 1) * cols + j]) / scale;
+          uint8_t* q = (up0 > up1 && abs_q(*q0) > 0) || abs_q(*q1) == 0 ? q0 : q1;
+          const int v = static_cast<int8_t>(*q);
+          *q = static_cast<uint8_t>(static_cast<int8_t>(v > 0 ? v - 1 : v + 1));
+        }
+      }
+    }
+  });
+  return out;
+}
+}  // namespace
+
+int max_pair_sum(const int8_t* q, int64_t rows, int64_t cols) {
+  int m = 0;
+  for (int64_t k = 0; k + 1 < rows; ++k)
+    for (int64_t j = 0; j < cols; ++j) m = std::max(m, std::abs(int(q[k * cols + j])) + std::abs(int(q[(k + 1) * cols + j])));
+  return m;
+}
+
+QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec) {
+  if (std::fegetround() != FE_TONEAREST) std::fesetround(FE_TONEAREST);
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  check_finite(x, n);
+  if (spec.pair_sum_limit > 0) {
+    if (dims.size() != 2) throw Error("internal: a pair-sum limit needs a rank-2 weight");
+    return quantize_pair_limited(x, dims[0], dims[1], spec);
+  }
+  const QType type = spec.type;
+  const bool symmetric = spec.symmetric;
+  const int axis = spec.axis;
+  const int64_t kGrain = spec.grain;
+  const QRange range = qrange(type, spec.reduce_range, symmetric);
   QuantizedTensor out;
   out.data.resize(static_cast<size_t>(n));
   if (axis < 0) {
     std::mutex m;
     float lo = 0, hi = 0;  // the range always includes 0
-    parallel_ranges(n, kGrain, [&](int64_t b, int64_t e) {
+    parallel_ranges(n, kGrain, spec.threads, [&](int64_t b, int64_t e) {
       float l = 0, h = 0;
       for (int64_t i = b; i < e; ++i) {
         l = std::min(l, x[i]);
@@ -98,7 +194,8 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
       hi = std::max(hi, h);
     });
     QParams p = compute_params(lo, hi, range, symmetric);
-    parallel_ranges(n, kGrain, [&](int64_t b, int64_t e) { quantize_span(x + b, e - b, p, range, out.data.data() + b); });
+    parallel_ranges(n, kGrain, spec.threads,
+                    [&](int64_t b, int64_t e) { quantize_span(x + b, e - b, p, range, out.data.data() + b); });
     out.scales = {p.scale};
     out.zero_points = {p.zero_point};
     return out;
@@ -128,7 +225,7 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
       zp[c] = static_cast<float>(params[c].zero_point);
     }
     const float lo_q = static_cast<float>(range.qmin), hi_q = static_cast<float>(range.qmax);
-    parallel_ranges(outer, kGrain / std::max<int64_t>(channels, 1), [&](int64_t row_begin, int64_t row_end) {
+    parallel_ranges(outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(channels, 1)), spec.threads, [&](int64_t row_begin, int64_t row_end) {
     for (int64_t o = row_begin; o < row_end; ++o) {
       const float* row = x + o * channels;
       uint8_t* q = out.data.data() + o * channels;

@@ -30,9 +30,37 @@ struct QuantizedTensor {
   std::vector<int> zero_points;
 };
 
-// Per-tensor (axis < 0) or per-channel along `axis` of a tensor of shape `dims`.
-// Throws on NaN or infinite values.
-QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, QType type, bool symmetric,
-                                bool reduce_range, int axis);
+// How one weight tensor is quantized.
+struct WeightSpec {
+  QType type = QType::Int8;
+  bool symmetric = true;
+  bool reduce_range = false;
+  int axis = -1;  // per-channel axis, or -1 for one scale per tensor
+  // When > 0: for every pair of neighbours along dim 0 (K of a MatMul weight [K, N]),
+  // |q[k][n]| + |q[k+1][n]| <= pair_sum_limit. x86 CPUs without VNNI multiply u8 activations by s8
+  // weights with vpmaddubsw, which adds each such pair of products in saturating int16: with
+  // activations up to 255, a limit of 128 keeps 255 * 128 = 32640 <= 32767, so the sum is exact.
+  // Only for symmetric int8 weights of rank 2 (axis -1 or 1).
+  int pair_sum_limit = 0;
+  int threads = 0;              // 0: one per core (tests set it to sample the split)
+  int64_t grain = 1 << 20;      // values per thread at least
+};
+
+// Quantizes a tensor of shape `dims`. Throws on NaN or infinite values.
+QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec);
+
+// The same with the common arguments (no pair limit).
+inline QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, QType type, bool symmetric,
+                                       bool reduce_range, int axis) {
+  WeightSpec spec;
+  spec.type = type;
+  spec.symmetric = symmetric;
+  spec.reduce_range = reduce_range;
+  spec.axis = axis;
+  return quantize_tensor(x, dims, spec);
+}
+
+// The largest |q[k][n]| + |q[k+1][n]| over neighbours along dim 0 of int8 values [K, N] (0 when K < 2).
+int max_pair_sum(const int8_t* q, int64_t rows, int64_t cols);
 
 }  // namespace hf2onnx::quant

@@ -7,17 +7,41 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
-#include "export/onnx_check.h"
-#include "export/onnx_writer.h"
-#include "export/output_dir.h"
-#include "hf/mapped_file.h"
+#include "onnx/check.h"
+#include "onnx/writer.h"
+#include "onnx/output_dir.h"
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
 namespace fs = std::filesystem;
 
+const std::vector<QuantizeTarget>& quantize_targets() {
+  static const std::vector<QuantizeTarget> kTargets = {
+      {"portable", 128,
+       "exact on every CPU (default): int8 weights whose neighbours along K keep |w1|+|w2| <= 128, which x86 "
+       "CPUs without VNNI sum in int16 without saturating; as fast as full int8 where VNNI is present"},
+      {"avx2", 128, "x86 with AVX2 or AVX-512 but no VNNI (AMD Zen 1-3, Intel before Ice Lake): the portable "
+                    "form, which is also the fastest one exact there"},
+      {"avx512-vnni", 0, "x86 with AVX512-VNNI, AVX-VNNI or AMX: full ±127 int8 weights (not exact without VNNI)"},
+      {"arm64", 0, "ARM64: full ±127 int8 weights (not exact on x86 without VNNI)"},
+  };
+  return kTargets;
+}
+
+namespace {
+int target_pair_limit(const QuantizeOptions& opt) {
+  for (const auto& t : quantize_targets())
+    if (opt.target == t.name) return opt.reduce_range ? 0 : t.pair_sum_limit;  // 7-bit: 64 + 64 <= 128 already
+  throw Error("--target: unknown target '" + opt.target + "'");
+}
+}  // namespace
+
 QuantContext::QuantContext(LazyModel& model, const QuantizeOptions& opt)
-    : options(opt), weight_type(opt.weight_type == "uint8" ? quant::QType::UInt8 : quant::QType::Int8), model_(model) {
+    : options(opt),
+      weight_type(opt.weight_type == "uint8" ? quant::QType::UInt8 : quant::QType::Int8),
+      pair_sum_limit(weight_type == quant::QType::Int8 ? target_pair_limit(opt) : 0),
+      model_(model) {
   for (size_t i = 0; i < model.initializers.size(); ++i) {
     init_index_[model.initializers[i].name()] = i;
     names_.insert(model.initializers[i].name());
@@ -89,9 +113,10 @@ ActivationQuant QuantContext::dynamic_quantize(const std::string& activation) {
 }
 
 QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
-                                              const onnx::NodeProto& node, bool transposed) {
+                                              const onnx::NodeProto& node, bool transposed, int pair_sum_limit) {
   const std::string key = name + "|" + std::to_string(static_cast<int>(type)) + "|" + std::to_string(axis) + "|" +
-                          std::to_string(symmetric) + "|" + std::to_string(transposed);
+                          std::to_string(symmetric) + "|" + std::to_string(transposed) + "|" +
+                          std::to_string(pair_sum_limit);
   auto it = weights_.find(key);
   if (it != weights_.end()) return it->second;
   const LazyTensor& t = *initializer(name);
@@ -109,9 +134,15 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
     dims = {cols, rows};
   }
   quant::QuantizedTensor q = with_context("quantizing '" + name + "'", [&] {
-    return quant::quantize_tensor(values, dims, type, symmetric, options.reduce_range, axis);
+    quant::WeightSpec spec;
+    spec.type = type;
+    spec.symmetric = symmetric;
+    spec.reduce_range = options.reduce_range;
+    spec.axis = axis;
+    spec.pair_sum_limit = pair_sum_limit;
+    return quant::quantize_tensor(values, dims, spec);
   });
-  hf::MappedFile::release_pages(bytes.data, bytes.size);
+  MappedFile::release_pages(bytes.data, bytes.size);
 
   const int32_t qtype = type == quant::QType::UInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
   QuantizedWeight w{fresh(base + "_quantized"), fresh(base + "_scale"), fresh(base + "_zero_point")};
@@ -130,7 +161,8 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   auto [zmin, zmax] = std::minmax_element(q.zero_points.begin(), q.zero_points.end());
   report_nodes.push_back({{"node", node.name()}, {"op_type", node.op_type()}, {"weight", base}, {"shape", dims},
                           {"type", type == quant::QType::UInt8 ? "uint8" : "int8"},
-                          {"per_channel", axis >= 0}, {"scale", {*smin, *smax}}, {"zero_point", {*zmin, *zmax}}});
+                          {"per_channel", axis >= 0}, {"pair_sum_limit", pair_sum_limit},
+                          {"scale", {*smin, *smax}}, {"zero_point", {*zmin, *zmax}}});
   return weights_[key] = w;
 }
 
@@ -180,6 +212,7 @@ void validate(const QuantizeOptions& opt) {
       throw Error("--op-types: unknown op type '" + op + "' (supported: MatMul, Gemm, Gather)");
   if (opt.weight_type != "int8" && opt.weight_type != "uint8")
     throw Error("--weight-type: '" + opt.weight_type + "' is not int8 or uint8");
+  target_pair_limit(opt);  // throws on an unknown target
   try {
     std::regex re(opt.exclude_nodes);
   } catch (const std::regex_error& e) {
@@ -246,7 +279,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
     j["input"] = in.string();
     j["output"] = out.string();
     j["options"] = {{"weight_type", opt.weight_type}, {"per_channel", opt.per_channel},
-                    {"reduce_range", opt.reduce_range}, {"op_types", opt.op_types},
+                    {"reduce_range", opt.reduce_range}, {"target", opt.target}, {"op_types", opt.op_types},
                     {"exclude_nodes", opt.exclude_nodes}};
     j["quantized_per_op"] = r.quantized_per_op;
     j["nodes"] = ctx.report_nodes;

@@ -11,7 +11,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "hf2onnx/quantize.h"
-#include "quantize/onnx_reader.h"
+#include "onnx/reader.h"
 #include "quantize/quant_math.h"
 
 namespace hf2onnx {
@@ -30,6 +30,7 @@ class QuantContext {
 
   const QuantizeOptions& options;
   quant::QType weight_type;
+  int pair_sum_limit;  // of the target, for symmetric int8 MatMul weights
 
   const LazyTensor* initializer(const std::string& name) const;
   bool is_float_initializer(const std::string& name, int rank) const;
@@ -40,8 +41,9 @@ class QuantContext {
   // Quantizes an initializer once per (type, axis) and returns the names of its parts. With `transposed`,
   // the initializer is [N, K] and its transpose is quantized (a tied embedding used by MatMul through
   // Transpose): parts are named after "<name>_transposed".
+  // `pair_sum_limit`: see quant::WeightSpec (MatMul weights of the portable form).
   QuantizedWeight quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
-                                  const onnx::NodeProto& node, bool transposed = false);
+                                  const onnx::NodeProto& node, bool transposed = false, int pair_sum_limit = 0);
   // The node producing `value` in the input graph, or nullptr.
   const onnx::NodeProto* producer(const std::string& value) const;
 

@@ -5,8 +5,8 @@
 #include "common/test_util.h"
 #include "export/lower_graph.h"
 #include "export/lowering/table.h"
-#include "export/onnx_check.h"
-#include "export/onnx_writer.h"
+#include "onnx/check.h"
+#include "onnx/writer.h"
 #include "export/trace.h"
 #include "hf2onnx/error.h"
 

@@ -11,7 +11,7 @@
 #include "hf/pickle.h"
 #include "hf/safetensors.h"
 #include "hf/torch_bin.h"
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf/zip_reader.h"
 #include "hf2onnx/error.h"
 
@@ -218,7 +218,7 @@ TEST(Pickle, TensorViewsOutsideTheirStorageAreRejected) {
   fs::path dir = temp_dir("bin_view");
   // Rebuild the zip with the storage data/0 cut to 8 bytes.
   std::vector<std::pair<std::string, std::string>> entries;
-  auto file = hf::MappedFile::open(models_dir() / "bert" / "pytorch_model.bin");
+  auto file = MappedFile::open(models_dir() / "bert" / "pytorch_model.bin");
   hf::ZipArchive zip(file);
   for (const auto& [name, e] : zip.entries()) {
     std::string data(reinterpret_cast<const char*>(e.data), e.size);

@@ -12,7 +12,7 @@
 #include "hf/safetensors.h"
 #include "hf/torch_bin.h"
 #include "hf2onnx/error.h"
-#include "quantize/onnx_reader.h"
+#include "onnx/reader.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-120}
 out=build-fuzz
 mkdir -p "$out/corpus"
-src="src/common/error.cpp src/common/log.cpp src/hf/mapped_file.cpp src/hf/tensor_data.cpp src/hf/safetensors.cpp
-     src/hf/zip_reader.cpp src/hf/pickle.cpp src/hf/torch_bin.cpp src/quantize/onnx_reader.cpp src/export/onnx_writer.cpp"
+src="src/common/error.cpp src/common/log.cpp src/common/mapped_file.cpp src/hf/tensor_data.cpp src/hf/safetensors.cpp
+     src/hf/zip_reader.cpp src/hf/pickle.cpp src/hf/torch_bin.cpp src/onnx/reader.cpp src/onnx/writer.cpp"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -DONNX_NAMESPACE=onnx -DONNX_ML=1 -DHF2ONNX_VERSION='"fuzz"' -Iinclude -Isrc \
   tools/fuzz/fuzz_readers.cpp $src -lonnx_proto -lprotobuf -lspdlog -lfmt -o "$out/fuzz_readers"

@@ -5,7 +5,7 @@
 
 #include <torch/csrc/jit/ir/constants.h>
 
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -108,7 +108,7 @@ std::string LoweringContext::weight_transposed(const Value* v) {
     const torch::Tensor& t = traced_.params.at(weight_index_.at(v));
     Initializer init = initializer_of(param_name(v), t.t(), [t] {
       TensorBytes bytes = tensor_bytes(t.t());
-      hf::MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
+      MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
       return bytes;
     });
     initializers_.push_back(std::move(init));

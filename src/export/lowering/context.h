@@ -10,7 +10,7 @@
 #include <onnx/onnx_pb.h>
 #include <torch/csrc/jit/ir/ir.h>
 
-#include "export/onnx_writer.h"
+#include "onnx/writer.h"
 #include "export/trace.h"
 
 namespace hf2onnx {

@@ -1,4 +1,4 @@
-#include "export/onnx_check.h"
+#include "onnx/check.h"
 
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>

@@ -1,4 +1,4 @@
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 
 #include <cerrno>
 #include <cstring>
@@ -12,7 +12,7 @@
 
 #include "hf2onnx/error.h"
 
-namespace hf2onnx::hf {
+namespace hf2onnx {
 
 namespace {
 // Live mappings (begin → end), so that release_pages only ever touches file-backed read-only memory.
@@ -75,4 +75,4 @@ const uint8_t* MappedFile::range(uint64_t offset, uint64_t length, const char* w
   return data_ + offset;
 }
 
-}  // namespace hf2onnx::hf
+}  // namespace hf2onnx

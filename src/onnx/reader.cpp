@@ -1,9 +1,9 @@
-#include "quantize/onnx_reader.h"
+#include "onnx/reader.h"
 
 #include <cstring>
 #include <map>
 
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -151,8 +151,8 @@ LazyTensor LazyTensor::owned(const std::string& name, int32_t data_type, std::ve
 
 LazyModel read_onnx_lazy(const fs::path& path) {
   const std::string where = path.string();
-  auto file = hf::MappedFile::open(path);
-  std::map<std::string, std::shared_ptr<const hf::MappedFile>> external_files;
+  auto file = MappedFile::open(path);
+  std::map<std::string, std::shared_ptr<const MappedFile>> external_files;
   std::string model_bytes, graph_bytes;
   LazyModel out;
 
@@ -197,7 +197,7 @@ LazyModel read_onnx_lazy(const fs::path& path) {
         if (location.empty() || data_path.is_absolute() || *data_path.begin() == "..")
           throw Error(where + ": initializer '" + t.name() + "' has an invalid external data location '" + location + "'");
         auto& ext = external_files[location];
-        if (!ext) ext = hf::MappedFile::open(path.parent_path() / data_path);
+        if (!ext) ext = MappedFile::open(path.parent_path() / data_path);
         if (!has_length) length = static_cast<uint64_t>(t.numel()) * onnx_type_size(t.header.data_type());
         t.data = ext->range(offset, length, ("external data of '" + t.name() + "'").c_str());
         t.size = length;

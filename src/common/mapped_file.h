@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-namespace hf2onnx::hf {
+namespace hf2onnx {
 
 class MappedFile {
  public:
@@ -30,4 +30,4 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
-}  // namespace hf2onnx::hf
+}  // namespace hf2onnx

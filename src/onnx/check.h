@@ -5,7 +5,7 @@
 
 #include <onnx/onnx_pb.h>
 
-#include "export/onnx_writer.h"
+#include "onnx/writer.h"
 
 namespace hf2onnx {
 

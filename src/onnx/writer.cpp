@@ -1,10 +1,10 @@
-#include "export/onnx_writer.h"
+#include "onnx/writer.h"
 
 #include <cstdio>
 #include <cstring>
 
 #include "common/log.h"
-#include "hf/mapped_file.h"
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -172,7 +172,7 @@ std::vector<WrittenFile> write_onnx(const onnx::ModelProto& model, const std::ve
       out.write(bytes.data, bytes.size);
     }
     progress.advance(bytes.size);
-    hf::MappedFile::release_pages(bytes.data, bytes.size);  // weights read from a checkpoint map: done with them
+    MappedFile::release_pages(bytes.data, bytes.size);  // weights read from a checkpoint map: done with them
   }
   std::vector<WrittenFile> files{{path, out.close()}};
   if (data) files.push_back({path.parent_path() / data_name, data->close()});

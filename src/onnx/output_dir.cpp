@@ -1,4 +1,4 @@
-#include "export/output_dir.h"
+#include "onnx/output_dir.h"
 
 #include <unistd.h>
 
