@@ -14,68 +14,6 @@
 
 namespace hf2onnx::test {
 
-int64_t Array::numel() const {
-  int64_t n = 1;
-  for (auto d : shape) n *= d;
-  return n;
-}
-
-Array read_npy(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path.string() + ": cannot open");
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (all.size() < 10 || all.compare(1, 5, "NUMPY") != 0) throw std::runtime_error(path.string() + ": not .npy");
-  size_t hlen, hstart;
-  if (all[6] == 1) {
-    hlen = static_cast<uint8_t>(all[8]) | (static_cast<uint8_t>(all[9]) << 8);
-    hstart = 10;
-  } else {
-    uint32_t v;
-    std::memcpy(&v, all.data() + 8, 4);
-    hlen = v;
-    hstart = 12;
-  }
-  std::string header = all.substr(hstart, hlen);
-  std::smatch m;
-  Array a;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([^']+)'"))) throw std::runtime_error("bad npy header");
-  a.dtype = m[1];
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw std::runtime_error("bad npy header");
-  std::stringstream ss(m[1].str());
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (item.find_first_not_of(' ') != std::string::npos) a.shape.push_back(std::stoll(item));
-  a.bytes.assign(all.begin() + static_cast<long>(hstart + hlen), all.end());
-  return a;
-}
-
-void write_npy(const fs::path& path, const Array& a) {
-  std::string shape = "(";
-  for (size_t i = 0; i < a.shape.size(); ++i) shape += std::to_string(a.shape[i]) + (a.shape.size() == 1 ? "," : (i + 1 < a.shape.size() ? ", " : ""));
-  shape += ")";
-  std::string header = "{'descr': '" + a.dtype + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  while ((10 + header.size() + 1) % 64) header += ' ';
-  header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  out.write("\x93NUMPY\x01\x00", 8);
-  uint16_t len = static_cast<uint16_t>(header.size());
-  out.write(reinterpret_cast<const char*>(&len), 2);
-  out << header;
-  out.write(reinterpret_cast<const char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size()));
-}
-
-Array make_f32(std::vector<int64_t> shape, const float* data) {
-  Array a{"<f4", std::move(shape), {}};
-  a.bytes.assign(reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + a.numel() * 4);
-  return a;
-}
-
-Array make_i64(std::vector<int64_t> shape, const int64_t* data) {
-  Array a{"<i8", std::move(shape), {}};
-  a.bytes.assign(reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + a.numel() * 8);
-  return a;
-}
-
 fs::path source_dir() { return HF2ONNX_SOURCE_DIR; }
 fs::path models_dir() { return source_dir() / "models"; }
 fs::path binary() { return HF2ONNX_BINARY; }
@@ -116,17 +54,18 @@ CliResult run_shell(const std::string& cmd, const fs::path& err_file) {
 }
 }  // namespace
 
-void run_ort(const fs::path& model, const fs::path& in_dir, const fs::path& out_dir) {
-  run_ort(std::vector<OrtJob>{{model, in_dir, out_dir}});
+void run_ort(const fs::path& model, const fs::path& in_dir, const fs::path& out_dir, OrtCpu cpu) {
+  run_ort(std::vector<OrtJob>{{model, in_dir, out_dir}}, cpu);
 }
 
-void run_ort(const std::vector<OrtJob>& jobs) {
-  std::string cmd = "node " + quote((source_dir() / "tools" / "ort_run.mjs").string());
-  for (const auto& j : jobs)
-    cmd += " " + quote(j.model.string()) + " " + quote(j.in_dir.string()) + " " + quote(j.out_dir.string());
-  auto r = run_shell(cmd, stderr_file());
-  if (r.exit_code != 0) throw std::runtime_error("ONNX Runtime failed: " + r.err);
+void run_ort(const std::vector<OrtJob>& jobs, OrtCpu cpu) {
+  std::string why;
+  static const auto runner = OrtRunner::find(&why);
+  if (!runner) throw std::runtime_error("ONNX Runtime not found: " + why);
+  runner->run(jobs, cpu);
 }
+
+const char* cpu_name(OrtCpu cpu) { return cpu == OrtCpu::Native ? "native CPU" : "emulated AVX2 CPU"; }
 
 CliResult run_cli(const std::string& args) {
   return run_shell(quote(binary().string()) + " " + args, stderr_file());
@@ -139,8 +78,10 @@ onnx::ModelProto load_onnx(const fs::path& path) {
   return m;
 }
 
-std::string run_tool(const std::string& script, const std::string& args) {
-  auto r = run_shell("node " + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
+std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu) {
+  const std::string emulate = cpu == OrtCpu::EmulatedAvx2 ? "qemu-x86_64 -cpu Haswell $(command -v node) " : "node ";
+  auto r = run_shell(emulate + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
+  r.err = std::regex_replace(r.err, std::regex("qemu-x86_64: warning:[^\n]*\n?"), "");
   if (r.exit_code != 0) throw std::runtime_error(script + " failed: " + r.err);
   return r.err;
 }
@@ -155,28 +96,6 @@ void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, i
       Array empty{"<f4", {batch, kv_heads, 0, head_dim}, {}};
       write_npy(out_dir / ("past_key_values." + std::to_string(i) + "." + kv + ".npy"), empty);
     }
-}
-
-double max_abs_diff(const Array& a, const Array& b) {
-  if (a.shape != b.shape || a.dtype != "<f4" || b.dtype != "<f4") return INFINITY;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    double d = std::fabs(static_cast<double>(a.f32()[i]) - b.f32()[i]);
-    if (std::isnan(d)) return INFINITY;  // a NaN anywhere is a failure, never skipped
-    m = std::max(m, d);
-  }
-  return m;
-}
-
-double cosine(const Array& a, const Array& b) {
-  if (a.shape != b.shape) return -2;
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    ab += double(a.f32()[i]) * b.f32()[i];
-    aa += double(a.f32()[i]) * a.f32()[i];
-    bb += double(b.f32()[i]) * b.f32()[i];
-  }
-  return ab / (std::sqrt(aa) * std::sqrt(bb) + 1e-30);
 }
 
 }  // namespace hf2onnx::test

@@ -7,23 +7,15 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "common/npy.h"
+#include "verify/compare.h"
+#include "verify/ort_runner.h"
+
 namespace hf2onnx::test {
 
 namespace fs = std::filesystem;
 
-struct Array {
-  std::string dtype;  // "<f4", "<i8", "|b1"
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-  const float* f32() const { return reinterpret_cast<const float*>(bytes.data()); }
-  const int64_t* i64() const { return reinterpret_cast<const int64_t*>(bytes.data()); }
-  int64_t numel() const;
-};
-
-Array read_npy(const fs::path& path);
-void write_npy(const fs::path& path, const Array& a);
-Array make_f32(std::vector<int64_t> shape, const float* data);
-Array make_i64(std::vector<int64_t> shape, const int64_t* data);
+using Array = NpyArray;  // read_npy, write_npy, make_f32, make_i64: common/npy.h
 
 fs::path source_dir();                 // the project checkout
 fs::path models_dir();                 // source_dir()/models
@@ -31,11 +23,15 @@ fs::path binary();                     // the hf2onnx executable
 fs::path temp_dir(const std::string& name);  // fresh, empty folder under the build tree
 
 // Runs MODEL in ONNX Runtime on IN_DIR/<input>.npy, writing OUT_DIR/<output>.npy. Throws on failure.
-void run_ort(const fs::path& model, const fs::path& in_dir, const fs::path& out_dir);
-struct OrtJob {
-  fs::path model, in_dir, out_dir;
-};
-void run_ort(const std::vector<OrtJob>& jobs);  // one ONNX Runtime process for all
+// With OrtCpu::EmulatedAvx2 the integer kernels are those of an AVX2 CPU without VNNI (qemu-user).
+void run_ort(const fs::path& model, const fs::path& in_dir, const fs::path& out_dir, OrtCpu cpu = OrtCpu::Native);
+void run_ort(const std::vector<OrtJob>& jobs, OrtCpu cpu = OrtCpu::Native);  // one ONNX Runtime process for all
+// Both CPUs every INT8 test runs on, whatever machine the tests run on.
+inline const std::vector<OrtCpu>& int8_test_cpus() {
+  static const std::vector<OrtCpu> kCpus = {OrtCpu::Native, OrtCpu::EmulatedAvx2};
+  return kCpus;
+}
+const char* cpu_name(OrtCpu cpu);
 
 struct CliResult {
   int exit_code;
@@ -43,8 +39,6 @@ struct CliResult {
 };
 CliResult run_cli(const std::string& args);
 
-double max_abs_diff(const Array& a, const Array& b);  // both float32 of the same shape
-double cosine(const Array& a, const Array& b);
 
 }  // namespace hf2onnx::test
 
@@ -57,7 +51,7 @@ void write_file(const fs::path& path, const std::string& bytes);
 onnx::ModelProto load_onnx(const fs::path& path);
 
 // Runs `node tools/<script> args...`; throws with its stderr when it fails. Returns stderr.
-std::string run_tool(const std::string& script, const std::string& args);
+std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu = OrtCpu::Native);
 // A decoder's first-step inputs: the files of `ref_dir` plus empty past_key_values.{i}.key/value
 // [batch, kv_heads, 0, head_dim] for `layers` layers, in `out_dir`.
 void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim);

@@ -101,16 +101,33 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   EXPECT_EQ(ops["MatMulInteger"], d.fixture == "gpt2" ? 4 * d.layers + 1 : 7 * d.layers + 1);  // + lm_head
   EXPECT_EQ(ops["MatMul"], 2 * d.layers);  // attention products stay float
   EXPECT_GE(ops["DequantizeLinear"], 1);
-  run_ort(out / "model_quantized.onnx", dir / "in_b", dir / "q_b");
-  double cos = cosine(read_npy(dir / "q_b" / "logits.npy"), read_npy(dir / "out_b" / "logits.npy"));
-  EXPECT_GE(cos, 0.99);
-  run_tool("ort_generate.mjs", "'" + (out / "model_quantized.onnx").string() + "' '" + prompt.string() + "' " +
-                                   std::to_string(new_tokens) + " '" + (dir / "seq_q.npy").string() + "' " + cache_flag(d));
-  Array got_q = read_npy(dir / "seq_q.npy");
-  int64_t same = 0;
-  for (int64_t i = 0; i < got_q.numel(); ++i) same += got_q.i64()[i] == want.i64()[i];
-  std::printf("[ metrics  ] %s opset %d INT8: logits cosine %.5f, greedy tokens equal to FP32 %lld/%lld\n",
-              d.fixture.c_str(), opset, cos, static_cast<long long>(same), static_cast<long long>(got_q.numel()));
+  // On both kinds of CPU (the integer kernels differ): logits cosine, next-token (argmax) agreement at every
+  // position of set b, and greedy generation. Observed on these random-weight fixtures, identical on a VNNI
+  // CPU and the emulated AVX2 one: cosine >= 0.9978, argmax agreement >= 0.939 (31 of 33 positions; bound 0.9);
+  // greedy sequences equal FP32's for 16-25 of 30 tokens: their logits are nearly flat, so one flipped
+  // token changes the rest, which is why the greedy count is printed, and the same sequence on both CPUs
+  // asserted.
+  std::vector<int64_t> native_tokens;
+  for (OrtCpu cpu : int8_test_cpus()) {
+    run_ort(out / "model_quantized.onnx", dir / "in_b", dir / "q_b", cpu);
+    double cos = cosine(read_npy(dir / "q_b" / "logits.npy"), read_npy(dir / "out_b" / "logits.npy"));
+    EXPECT_GE(cos, 0.995) << cpu_name(cpu);
+    const double agree = argmax_agreement(read_npy(dir / "q_b" / "logits.npy"), read_npy(dir / "out_b" / "logits.npy"));
+    EXPECT_GE(agree, 0.9) << cpu_name(cpu);
+    run_tool("ort_generate.mjs", "'" + (out / "model_quantized.onnx").string() + "' '" + prompt.string() + "' " +
+                                     std::to_string(new_tokens) + " '" + (dir / "seq_q.npy").string() + "' " + cache_flag(d),
+             cpu);
+    Array got_q = read_npy(dir / "seq_q.npy");
+    ASSERT_EQ(got_q.shape, want.shape);
+    int64_t same = 0;
+    for (int64_t i = 0; i < got_q.numel(); ++i) same += got_q.i64()[i] == want.i64()[i];
+    std::printf("[ metrics  ] %s opset %d INT8 on the %s: logits cosine %.5f, argmax agreement %.3f, greedy tokens "
+                "equal to FP32 %lld/%lld\n", d.fixture.c_str(), opset, cpu_name(cpu), cos, agree,
+                static_cast<long long>(same), static_cast<long long>(got_q.numel()));
+    std::vector<int64_t> tokens(got_q.i64(), got_q.i64() + got_q.numel());
+    if (cpu == OrtCpu::Native) native_tokens = tokens;
+    else EXPECT_EQ(tokens, native_tokens) << "INT8 greedy tokens differ between the CPUs";
+  }
 }
 
 std::vector<Case> cases() {

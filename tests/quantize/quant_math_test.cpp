@@ -1,6 +1,8 @@
 // Tier 1: quantization arithmetic against hand-computed values.
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -148,5 +150,101 @@ TEST(QuantMath, LargeTensorsMatchTheScalarPath) {
   }
 }
 
+
+// The portable form by hand: K = 3, N = 2. Per tensor, the largest neighbour pair |1.0| + |1.0| = 2.0 sets
+// the scale 2.0 / 128 (ORT's max|w| / 127 would be 1/127 and let the pair reach 254).
+TEST(QuantMath, PairLimitedScaleByHand) {
+  const float w[] = {1.0f, 0.1f,
+                     1.0f, -0.2f,
+                     0.5f, 0.0f};
+  WeightSpec spec;
+  spec.pair_sum_limit = 128;
+  auto q = quantize_tensor(w, {3, 2}, spec);
+  EXPECT_FLOAT_EQ(q.scales[0], 2.0f / 128);
+  EXPECT_EQ(q.zero_points[0], 0);
+  const int want[] = {64, 6, 64, -13, 32, 0};  // 6.4 → 6, -12.8 → -13
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(s8(q.data[i]), want[i]) << i;
+  // Per column: column 1's pairs are 0.3 and 0.2 → scale 0.3/128, but max|w| / 127 = 0.2/127 is smaller.
+  spec.axis = 1;
+  auto pc = quantize_tensor(w, {3, 2}, spec);
+  EXPECT_FLOAT_EQ(pc.scales[0], 2.0f / 128);
+  EXPECT_FLOAT_EQ(pc.scales[1], static_cast<float>(0.3 / 128));
+  EXPECT_LE(quant::max_pair_sum(reinterpret_cast<const int8_t*>(pc.data.data()), 3, 2), 128);
+  // A lone large value next to zeros is clamped to 127, not 128.
+  const float lone[] = {0.f, 1.f, 0.f};
+  auto l = quantize_tensor(lone, {3, 1}, spec);
+  EXPECT_EQ(s8(l.data[1]), 127);
+  // Only symmetric int8 rank-2 weights take a limit.
+  WeightSpec bad = spec;
+  bad.type = QType::UInt8;
+  bad.symmetric = false;
+  EXPECT_THROW(quantize_tensor(w, {3, 2}, bad), Error);
+  EXPECT_THROW(quantize_tensor(w, {6}, spec), Error);
+}
+
+std::vector<float> random_weights(int64_t n, uint32_t seed, float spread) {
+  std::vector<float> w(static_cast<size_t>(n));
+  for (auto& v : w) {
+    seed = seed * 1664525u + 1013904223u;
+    const float u = static_cast<float>(seed >> 8) / 16777216.f - 0.5f;
+    v = u * u * u * spread;  // heavy-tailed, like trained weights
+  }
+  return w;
+}
+
+// The property the default relies on, over random and adversarial weights, both axes, several shapes:
+// 255 * (|q[k][n]| + |q[k+1][n]|) never exceeds int16.
+TEST(QuantMath, PairLimitHoldsForAnyWeights) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2, 1}, {7, 3}, {64, 48}, {513, 17}}) {
+    for (uint32_t seed : {1u, 2u, 3u}) {
+      auto w = random_weights(rows * cols, seed, 8.f);
+      if (seed == 2)  // adversarial: every pair close to the largest pair
+        for (int64_t i = 0; i < rows * cols; ++i) w[i] = (i % 3 == 0 ? 0.999f : 1.0f) * ((i / cols) % 2 ? 1 : -1);
+      if (seed == 3)  // values just below rounding boundaries of the pair scale
+        for (int64_t i = 0; i < rows * cols; ++i) w[i] = (63.5f + 0.001f * static_cast<float>(i % 7)) / 64.f;
+      for (int axis : {-1, 1}) {
+        WeightSpec spec;
+        spec.pair_sum_limit = 128;
+        spec.axis = axis;
+        auto q = quantize_tensor(w.data(), {rows, cols}, spec);
+        const auto* v = reinterpret_cast<const int8_t*>(q.data.data());
+        EXPECT_LE(255 * max_pair_sum(v, rows, cols), 32767) << rows << "x" << cols << " seed " << seed << " axis " << axis;
+        for (int64_t i = 0; i < rows * cols; ++i) {
+          ASSERT_LE(std::abs(int(v[i])), 127);
+          // never further than one step from w / scale (rounding plus at most one step taken back)
+          const float scale = q.scales[axis < 0 ? 0 : i % cols];
+          ASSERT_LE(std::fabs(v[i] - w[i] / scale), 1.0f + 1e-4f) << i;
+        }
+      }
+    }
+  }
+}
+
+// Threads split K into row ranges: the pair that straddles a split (rows 333 | 334 of 1000 with three
+// threads) must still set the scale, and the result must equal the one-thread result byte for byte.
+TEST(QuantMath, ThreadedSplitsGiveTheOneThreadResult) {
+  const int64_t rows = 1000, cols = 37;
+  auto w = random_weights(rows * cols, 7, 1.f);
+  for (auto& v : w) v = std::max(-0.1f, std::min(0.1f, v));
+  w[333 * cols + 5] = 3.f;
+  w[334 * cols + 5] = -3.f;
+  for (int limit : {0, 128}) {
+    for (int axis : {-1, 1}) {
+      WeightSpec one;
+      one.pair_sum_limit = limit;
+      one.axis = axis;
+      one.threads = 1;
+      WeightSpec three = one;
+      three.threads = 3;
+      three.grain = rows * cols / 3;  // three parts: rows [0, 334), [334, 668), [668, 1000)
+      auto a = quantize_tensor(w.data(), {rows, cols}, one);
+      auto b = quantize_tensor(w.data(), {rows, cols}, three);
+      EXPECT_EQ(a.scales, b.scales) << "limit " << limit << " axis " << axis;
+      EXPECT_EQ(a.data, b.data) << "limit " << limit << " axis " << axis;
+      const float col5 = a.scales[axis < 0 ? 0 : 5];
+      EXPECT_FLOAT_EQ(col5, limit ? 6.f / 128 : 3.f / 127) << "limit " << limit << " axis " << axis;
+    }
+  }
+}
 }  // namespace
 }  // namespace hf2onnx::quant
