@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# qemu-user: the INT8 tests also run ONNX Runtime as an AVX2 CPU without VNNI (qemu-x86_64 -cpu Haswell).
 packages=(build-essential cmake ccache libtorch-dev libonnx-dev libprotobuf-dev protobuf-compiler libcli11-dev
-          libspdlog-dev nlohmann-json3-dev libgtest-dev libopenblas0-pthread time)
+          libspdlog-dev nlohmann-json3-dev libgtest-dev libopenblas0-pthread time qemu-user)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 missing=()

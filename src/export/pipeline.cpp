@@ -3,10 +3,13 @@
 #include <fstream>
 #include <map>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "common/npy.h"
 #include "export/lower_graph.h"
 #include "onnx/check.h"
 #include "onnx/writer.h"
@@ -19,6 +22,7 @@
 #include "models/loader.h"
 #include "models/model.h"
 #include "models/registry.h"
+#include "verify/int8_check.h"
 
 namespace hf2onnx {
 namespace fs = std::filesystem;
@@ -48,6 +52,40 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
   std::vector<GraphIO> out;
   for (const auto& s : specs) out.push_back({s.name, s.dims});
   return out;
+}
+
+// The exporter's own example input (the second trace shape) as .npy files, one per model input.
+std::string write_example_inputs(const ExportModel& model, const fs::path& dir) {
+  const DimSizes& dims = trace_shapes()[1];
+  std::vector<torch::Tensor> tensors = model.example_inputs(dims);
+  fs::create_directories(dir);
+  for (size_t i = 0; i < model.inputs.size(); ++i) {
+    torch::Tensor t = tensors.at(i).scalar_type() == torch::kLong ? tensors[i].contiguous()
+                                                                 : tensors[i].to(torch::kFloat).contiguous();
+    NpyArray a;
+    a.dtype = t.scalar_type() == torch::kLong ? "<i8" : "<f4";
+    a.shape.assign(t.sizes().begin(), t.sizes().end());
+    const auto* p = static_cast<const uint8_t*>(t.data_ptr());
+    a.bytes.assign(p, p + t.nbytes());
+    write_npy(dir / (model.inputs[i].name + ".npy"), a);
+  }
+  std::string s;
+  for (const auto& [name, size] : dims) s += (s.empty() ? "" : ", ") + name + " " + std::to_string(size);
+  return "example input (" + s + ")";
+}
+
+// INT8 against FP32 in ONNX Runtime on this machine, on the exporter's example input (staged files).
+Int8Check check_int8(const ExportModel& model, const fs::path& fp32, const fs::path& int8) {
+  const fs::path tmp = fs::temp_directory_path() / ("hf2onnx-int8-check." + std::to_string(getpid()));
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{tmp};
+  const std::string input = write_example_inputs(model, tmp / "inputs");
+  return with_context(int8.filename().string(), [&] { return compare_int8(fp32, int8, tmp / "inputs", input); });
 }
 
 }  // namespace
@@ -121,8 +159,19 @@ ExportResult export_model(const ExportOptions& opt) {
   write_onnx(lowered.model, lowered.initializers, out.stage("model.onnx"),
              opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
   std::optional<QuantizeResult> quantized;
-  if (opt.quantize)  // every exported model gets a _quantized twin
+  std::optional<Int8Check> int8_check;
+  if (opt.quantize) {  // every exported model gets a _quantized twin, checked against it in ONNX Runtime
     quantized = quantize_onnx(out.stage("model.onnx"), out.stage("model_quantized.onnx"), *opt.quantize);
+    Stopwatch check_sw;
+    int8_check = check_int8(*model, out.stage("model.onnx"), out.stage("model_quantized.onnx"));
+    if (int8_check->measured)
+      spdlog::info("model_quantized.onnx vs model.onnx in ONNX Runtime {} on this machine ({}; other CPUs give other "
+                   "figures), {}: {} in {:.2f} s", int8_check->ort_version, int8_check->cpu, int8_check->input,
+                   int8_check->summary(), check_sw.seconds());
+    else
+      spdlog::warn("model_quantized.onnx was not compared with model.onnx: {} (tools/setup.sh installs ONNX Runtime)",
+                   int8_check->why_not);
+  }
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f)) out.copy_in(opt.model_dir / f, f);
   for (const auto& p : out.commit()) result.files.emplace_back(p.string(), fs::file_size(p));
@@ -154,7 +203,8 @@ ExportResult export_model(const ExportOptions& opt) {
     for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
     if (quantized)
       r["quantized"] = {{"per_op", quantized->quantized_per_op}, {"bytes_before", quantized->bytes_before},
-                        {"bytes_after", quantized->bytes_after}, {"seconds", quantized->seconds}};
+                        {"bytes_after", quantized->bytes_after}, {"seconds", quantized->seconds},
+                        {"target", opt.quantize->target}, {"accuracy", int8_check->to_json()}};
     r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
                        {"bytes", checkpoint.total_bytes()}};
     std::ofstream f(*opt.report);

@@ -344,6 +344,35 @@ TEST(Quantize, ExternalDataInputIsRead) {
   }
 }
 
+// export --quantize measures INT8 against FP32 in ONNX Runtime on the exporter's example input, logs it
+// and writes it into --report; without ONNX Runtime it warns and still exports.
+TEST(Quantize, ExportReportsInt8AccuracyOnThisCpu) {
+  fs::path dir = temp_dir("q_report");
+  const std::string args = "export '" + (models_dir() / "bert-seqcls").string() + "' '" + (dir / "out").string() +
+                           "' --quantize";
+  CliResult r = run_cli(args + " --report '" + (dir / "r.json").string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("model_quantized.onnx vs model.onnx in ONNX Runtime"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("logits cosine"), std::string::npos) << r.err;
+  auto report = nlohmann::json::parse(read_file(dir / "r.json"));
+  const auto& acc = report["quantized"]["accuracy"];
+  ASSERT_TRUE(acc["measured"].get<bool>()) << acc.dump();
+  EXPECT_EQ(report["quantized"]["target"], "portable");
+  EXPECT_EQ(acc["cpu"], cpu_summary());
+  ASSERT_EQ(acc["outputs"].size(), 1u);
+  EXPECT_EQ(acc["outputs"][0]["output"], "logits");
+  EXPECT_GE(acc["outputs"][0]["cosine"].get<double>(), kEncoderMinCosine);
+  EXPECT_GE(acc["outputs"][0]["argmax_agreement"].get<double>(), 0.8);  // 5 rows × 6 tokens, 2 labels: observed 1.0
+
+  setenv("HF2ONNX_ORT_RUNNER", (dir / "nowhere" / "ort_run.mjs").c_str(), 1);
+  CliResult missing = run_cli(args + " --report '" + (dir / "r2.json").string() + "'");
+  unsetenv("HF2ONNX_ORT_RUNNER");
+  ASSERT_EQ(missing.exit_code, 0) << missing.err;
+  EXPECT_NE(missing.err.find("was not compared with model.onnx"), std::string::npos) << missing.err;
+  EXPECT_TRUE(fs::exists(dir / "out" / "model_quantized.onnx"));
+  EXPECT_FALSE(nlohmann::json::parse(read_file(dir / "r2.json"))["quantized"]["accuracy"]["measured"].get<bool>());
+}
+
 TEST(Quantize, BadInput) {
   fs::path dir = temp_dir("q_bad");
   fs::path fp32 = export_fixture("bert", dir / "fp32", std::nullopt) / "model.onnx";
