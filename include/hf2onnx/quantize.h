@@ -27,6 +27,7 @@ struct QuantizeResult {
   std::map<std::string, int> quantized_per_op;   // "MatMul" → count
   uint64_t bytes_before = 0, bytes_after = 0;
   double seconds = 0;
+  std::string report;  // the JSON report when options.report is set (written by the caller, atomically)
 };
 
 struct QuantizeTarget {
@@ -40,7 +41,8 @@ const std::vector<QuantizeTarget>& quantize_targets();
 QuantizeResult quantize_file(const std::filesystem::path& in, const std::filesystem::path& out,
                              const QuantizeOptions& options);
 
-// The pass itself, writing OUT directly (callers stage the file). Used by `export --quantize`.
+// The pass itself, writing OUT directly (callers stage the file and write result.report). Used by
+// `export --quantize`.
 QuantizeResult quantize_onnx(const std::filesystem::path& in, const std::filesystem::path& out,
                              const QuantizeOptions& options);
 

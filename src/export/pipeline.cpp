@@ -1,5 +1,6 @@
 // export_model: config → checkpoint → module tree → trace → lowering → check → write, one log line
 // per stage with its time.
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -155,7 +156,9 @@ ExportResult export_model(const ExportOptions& opt) {
                lowered.initializers.size(), stage("lower", sw));
 
   sw = Stopwatch();
-  OutputDir out(opt.out_dir);
+  OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
+    return std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
+  });
   write_onnx(lowered.model, lowered.initializers, out.stage("model.onnx"),
              opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
   std::optional<QuantizeResult> quantized;
@@ -174,11 +177,11 @@ ExportResult export_model(const ExportOptions& opt) {
   }
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f)) out.copy_in(opt.model_dir / f, f);
-  for (const auto& p : out.commit()) result.files.emplace_back(p.string(), fs::file_size(p));
-  spdlog::info("wrote {} in {:.2f} s", out.final_dir().string(), stage("write", sw));
+  for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
+  result.stage_seconds.emplace_back("write", sw.seconds());
   result.stage_seconds.emplace_back("total", total.seconds());
 
-  if (opt.report) {
+  if (opt.report) {  // written before the commit, so that a report that cannot be written leaves nothing
     nlohmann::json r;
     r["architecture"] = result.architecture;
     r["task"] = result.task;
@@ -207,10 +210,10 @@ ExportResult export_model(const ExportOptions& opt) {
                         {"target", opt.quantize->target}, {"accuracy", int8_check->to_json()}};
     r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
                        {"bytes", checkpoint.total_bytes()}};
-    std::ofstream f(*opt.report);
-    if (!f) throw Error(opt.report->string() + ": cannot write the report");
-    f << r.dump(2) << "\n";
+    out.add_side_file(*opt.report, r.dump(2) + "\n");
   }
+  out.commit();
+  spdlog::info("wrote {} in {:.2f} s", out.final_dir().string(), sw.seconds());
   return result;
 }
 

@@ -98,15 +98,44 @@ QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols
   std::mutex m;
   parallel_ranges(rows, row_grain, spec.threads, [&](int64_t b, int64_t e) {
     std::vector<float> l(groups, 0.f), h(groups, 0.f), p(groups, 0.f);
+    float sl = 0.f, sh = 0.f, sp = 0.f;  // per tensor: scalars, so that the loops vectorise
     for (int64_t k = b; k < e; ++k) {
       const float* row = x + k * cols;
       const float* next = k + 1 < rows ? row + cols : nullptr;
-      for (int64_t j = 0; j < cols; ++j) {
-        const int64_t g = group(j);
-        l[g] = std::min(l[g], row[j]);
-        h[g] = std::max(h[g], row[j]);
-        if (next) p[g] = std::max(p[g], std::fabs(row[j]) + std::fabs(next[j]));
+      if (spec.axis < 0) {
+        // 16 lanes, reduced at the end (the values are finite, so the order of min/max does not matter)
+        constexpr int kLanes = 16;
+        float ll[kLanes] = {}, hl[kLanes] = {}, pl[kLanes] = {};
+        int64_t j = 0;
+        for (; j + kLanes <= cols; j += kLanes)
+          for (int t = 0; t < kLanes; ++t) {
+            ll[t] = std::min(ll[t], row[j + t]);
+            hl[t] = std::max(hl[t], row[j + t]);
+            if (next) pl[t] = std::max(pl[t], std::fabs(row[j + t]) + std::fabs(next[j + t]));
+          }
+        for (; j < cols; ++j) {
+          sl = std::min(sl, row[j]);
+          sh = std::max(sh, row[j]);
+          if (next) sp = std::max(sp, std::fabs(row[j]) + std::fabs(next[j]));
+        }
+        for (int t = 0; t < kLanes; ++t) {
+          sl = std::min(sl, ll[t]);
+          sh = std::max(sh, hl[t]);
+          sp = std::max(sp, pl[t]);
+        }
+      } else {
+        for (int64_t j = 0; j < cols; ++j) {
+          l[j] = std::min(l[j], row[j]);
+          h[j] = std::max(h[j], row[j]);
+        }
+        if (next)
+          for (int64_t j = 0; j < cols; ++j) p[j] = std::max(p[j], std::fabs(row[j]) + std::fabs(next[j]));
       }
+    }
+    if (spec.axis < 0) {
+      l[0] = sl;
+      h[0] = sh;
+      p[0] = sp;
     }
     std::lock_guard<std::mutex> lock(m);
     for (int64_t g = 0; g < groups; ++g) {
@@ -134,19 +163,20 @@ QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols
       }
     }
   });
-  // Walk each column down K (columns split across threads): lowering a magnitude never breaks the pair above.
+  // Walk down K row by row (columns split across threads): a pair (k, k+1) is settled before (k+1, k+2),
+  // and lowering a magnitude never breaks the pair above it.
   const int64_t col_grain = std::max<int64_t>(1, spec.grain / std::max<int64_t>(rows, 1));
   parallel_ranges(cols, col_grain, spec.threads, [&](int64_t b, int64_t e) {
-    for (int64_t j = b; j < e; ++j) {
-      const float scale = params[group(j)].scale;
-      for (int64_t k = 0; k + 1 < rows; ++k) {
-        uint8_t* q0 = &out.data[k * cols + j];
-        uint8_t* q1 = &out.data[(k + 1) * cols + j];
-        for (int excess = abs_q(*q0) + abs_q(*q1) - spec.pair_sum_limit; excess > 0; --excess) {
+    for (int64_t k = 0; k + 1 < rows; ++k) {
+      uint8_t* r0 = &out.data[k * cols];
+      uint8_t* r1 = r0 + cols;
+      for (int64_t j = b; j < e; ++j) {
+        for (int excess = abs_q(r0[j]) + abs_q(r1[j]) - spec.pair_sum_limit; excess > 0; --excess) {
+          const float scale = params[group(j)].scale;
           // how far each was rounded away from zero, in steps
-          const double up0 = abs_q(*q0) - std::fabs(x[k * cols + j]) / scale;
-          const double up1 = abs_q(*q1) - std::fabs(x[(k + 1) * cols + j]) / scale;
-          uint8_t* q = (up0 > up1 && abs_q(*q0) > 0) || abs_q(*q1) == 0 ? q0 : q1;
+          const double up0 = abs_q(r0[j]) - std::fabs(x[k * cols + j]) / scale;
+          const double up1 = abs_q(r1[j]) - std::fabs(x[(k + 1) * cols + j]) / scale;
+          uint8_t* q = (up0 > up1 && abs_q(r0[j]) > 0) || abs_q(r1[j]) == 0 ? &r0[j] : &r1[j];
           const int v = static_cast<int8_t>(*q);
           *q = static_cast<uint8_t>(static_cast<int8_t>(v > 0 ? v - 1 : v + 1));
         }

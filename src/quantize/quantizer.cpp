@@ -286,9 +286,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
     j["bytes_before"] = r.bytes_before;
     j["bytes_after"] = r.bytes_after;
     j["seconds"] = r.seconds;
-    std::ofstream f(*opt.report);
-    if (!f) throw Error(opt.report->string() + ": cannot write the report");
-    f << j.dump(2) << "\n";
+    r.report = j.dump(2) + "\n";
   }
   return r;
 }
@@ -298,8 +296,13 @@ QuantizeResult quantize_file(const fs::path& in, const fs::path& out, const Quan
   if (fs::weakly_canonical(in) == fs::weakly_canonical(out))
     throw Error(out.string() + ": the output would overwrite the input; choose another path");
   fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  OutputDir staging(dir);
+  OutputDir staging(dir, OutputDir::Mode::AddFiles);
   QuantizeResult r = quantize_onnx(in, staging.stage(out.filename().string()), opt);
+  if (opt.report) {
+    auto j = nlohmann::json::parse(r.report);
+    j["output"] = out.string();  // not the staged path
+    staging.add_side_file(*opt.report, j.dump(2) + "\n");
+  }
   staging.commit();
   return r;
 }

@@ -79,6 +79,8 @@ struct QuantCase {
   bool per_channel;
 };
 
+void PrintTo(const QuantCase& c, std::ostream* os) { *os << c.fixture << (c.per_channel ? " per-channel" : ""); }
+
 class QuantizedFixture : public ::testing::TestWithParam<QuantCase> {};
 
 // Cosine of every float output of the INT8 twin with FP32, measured on both CPUs with the default target
