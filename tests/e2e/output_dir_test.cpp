@@ -1,0 +1,192 @@
+// The output folder under failure: an earlier export is replaced as a whole (nothing stale survives, a
+// user's own files do), a failure while writing or an interrupt leaves the old folder exactly as it was
+// and nothing beside it, and staging folders of dead processes are swept.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
+
+namespace hf2onnx::test {
+namespace {
+
+// Name → content of every file below `dir` (relative paths).
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) m[fs::relative(e.path(), dir).string()] = read_file(e.path());
+  return m;
+}
+
+std::set<std::string> names(const fs::path& dir) {
+  std::set<std::string> s;
+  for (const auto& e : fs::directory_iterator(dir)) s.insert(e.path().filename().string());
+  return s;
+}
+
+bool has_staging(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find("hf2onnx-") != std::string::npos) return true;
+  return false;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// A pid that belonged to a process that has exited.
+pid_t dead_pid() {
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+// Writes NaN into the first value of `tensor` in a safetensors file.
+void poison(const fs::path& file, const std::string& tensor) {
+  std::string bytes = read_file(file);
+  uint64_t header_len;
+  std::memcpy(&header_len, bytes.data(), 8);
+  auto header = nlohmann::json::parse(bytes.substr(8, header_len));
+  const uint64_t begin = header.at(tensor).at("data_offsets").at(0);
+  const float nan = NAN;
+  std::memcpy(&bytes[8 + header_len + begin], &nan, 4);
+  write_file(file, bytes);
+}
+
+TEST(OutputDir, AnEarlierExportIsReplacedAsAWholeAndUserFilesStay) {
+  const fs::path out = temp_dir("replace") / "out";
+  auto r = run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(out) + " --quantize --external-data");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(out / "model.onnx_data"));
+  ASSERT_TRUE(fs::exists(out / "model_quantized.onnx"));
+  write_file(out / "README.md", "my notes");
+  fs::create_directories(out / "notes");
+  write_file(out / "notes" / "a.txt", "more notes");
+
+  r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "model.onnx", "notes"}));
+  EXPECT_EQ(read_file(out / "README.md"), "my notes");
+  EXPECT_EQ(read_file(out / "notes" / "a.txt"), "more notes");
+  EXPECT_FALSE(has_staging(out.parent_path()));
+  // The new model is the bert one (inputs without a classifier output) and loads without the old data file.
+  run_ort(out / "model.onnx", models_dir() / "bert" / "ref" / "a", out.parent_path() / "o");
+  EXPECT_TRUE(fs::exists(out.parent_path() / "o" / "last_hidden_state.npy"));
+}
+
+TEST(OutputDir, AFailureWhileWritingLeavesTheOldExportUntouched) {
+  const fs::path out = temp_dir("fail_write") / "out";
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(out) + " --quantize").exit_code, 0);
+  write_file(out / "README.md", "my notes");
+  const auto before = snapshot(out);
+
+  // model.onnx is written and staged, then quantizing it fails on a NaN weight.
+  fs::path src = copy_fixture("bert-seqcls", "fail_write_src");
+  poison(src / "model.safetensors", "classifier.weight");
+  auto r = run_cli("export -q " + q(src) + " " + q(out) + " --quantize");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(out), before);
+  EXPECT_FALSE(has_staging(out.parent_path()));
+  EXPECT_FALSE(has_staging(out));
+}
+
+TEST(OutputDir, AReportThatCannotBeWrittenLeavesNothing) {
+  const fs::path base = temp_dir("fail_report");
+  const fs::path out = base / "new" / "deeper" / "out";
+  auto r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --report " +
+                   q(base / "no-such-dir" / "r.json"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("r.json"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(base / "new")) << "parents created by the failed run were left";
+  EXPECT_TRUE(fs::is_empty(base));
+
+  // Into an existing export: it stays as it was.
+  const fs::path kept = base / "kept";
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(kept)).exit_code, 0);
+  const auto before = snapshot(kept);
+  r = run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(kept) + " --report " +
+              q(base / "no-such-dir" / "r.json"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(snapshot(kept), before);
+  EXPECT_FALSE(has_staging(base));
+}
+
+// SIGTERM / SIGINT while the staged files wait for the commit (held there by a test hook).
+TEST(OutputDir, AnInterruptedExportLeavesNoStagingAndTheOldExport) {
+  for (int sig : {SIGTERM, SIGINT}) {
+    const fs::path base = temp_dir("signal_" + std::to_string(sig));
+    const fs::path out = base / "out";
+    ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out)).exit_code, 0);
+    const auto before = snapshot(out);
+    const fs::path report = base / "r.json";
+    pid_t pid = fork();
+    if (pid == 0) {
+      setenv("HF2ONNX_TEST_PAUSE_BEFORE_COMMIT_MS", "20000", 1);
+      const std::string model = (models_dir() / "bert-seqcls").string();
+      execl(binary().c_str(), "hf2onnx", "export", "-q", model.c_str(), out.c_str(), "--quantize", "--report",
+            report.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait until the run has staged its files (the staging folder and the report's temporary file exist).
+    bool staged = false;
+    for (int i = 0; i < 400 && !staged; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      int n = 0;
+      for (const auto& e : fs::directory_iterator(base)) n += e.path().filename().string().find("hf2onnx-tmp") != std::string::npos;
+      staged = n == 2;
+    }
+    ASSERT_TRUE(staged) << "the export did not reach its commit";
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << status;
+    EXPECT_FALSE(has_staging(base)) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(report));
+    EXPECT_EQ(snapshot(out), before);
+  }
+}
+
+TEST(OutputDir, StagingOfDeadProcessesIsSweptAndLiveOnesKept) {
+  const fs::path base = temp_dir("sweep");
+  const fs::path out = base / "out";
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out)).exit_code, 0);
+  const std::string dead = std::to_string(dead_pid()), live = std::to_string(getpid());
+  for (const fs::path& p : {base / (".out.hf2onnx-tmp." + dead), base / (".out.hf2onnx-old." + dead),
+                            out / (".hf2onnx-tmp." + dead), base / (".out.hf2onnx-tmp." + live)}) {
+    fs::create_directories(p);
+    write_file(p / "model.onnx", std::string(1000, 'x'));
+  }
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out)).exit_code, 0);
+  EXPECT_EQ(names(base), (std::set<std::string>{".out.hf2onnx-tmp." + live, "out"}));
+  EXPECT_FALSE(has_staging(out));
+}
+
+TEST(OutputDir, QuantizeReplacesItsFilesAndDropsAStaleDataFile) {
+  const fs::path base = temp_dir("quantize_files");
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(base / "fp32")).exit_code, 0);
+  write_file(base / "q.onnx_data", "stale external data of an earlier q.onnx");
+  write_file(base / "other.txt", "unrelated");
+  auto r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx") + " --report " +
+                   q(base / "q.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "other.txt", "q.json", "q.onnx"}));
+  EXPECT_EQ(nlohmann::json::parse(read_file(base / "q.json"))["output"], (base / "q.onnx").string());
+  // A report that cannot be written: exit 1 and q2.onnx never appears.
+  r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q2.onnx") + " --report " +
+              q(base / "nowhere" / "q.json"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_FALSE(fs::exists(base / "q2.onnx"));
+  EXPECT_FALSE(has_staging(base));
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
