@@ -22,6 +22,7 @@ struct ExportOptions {
   std::optional<std::filesystem::path> report;  // --report FILE.json
   bool force_external_data = false;             // write model.onnx_data even below 2 GB (tests)
   std::optional<QuantizeOptions> quantize;      // --quantize: also write model_quantized.onnx
+  bool follow_symlinks = false;                 // copy companion files linking outside the model folder
 };
 
 struct ExportResult {

@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--opset", ex.opset, "ONNX opset")->default_val(17)->check(CLI::Range(kMinOpset, kMaxOpset));
   export_cmd->add_option("--report", report, "write a JSON report of what was done");
   export_cmd->add_flag("--external-data", ex.force_external_data, "store weights in model.onnx_data even below 2 GB");
+  export_cmd->add_flag("--follow-symlinks", ex.follow_symlinks,
+                       "copy tokenizer/config files that are links to files outside the model folder (by default "
+                       "only links into the folder or into a Hugging Face cache are followed)");
 
   // Quantization options, shared by `quantize` and `export --quantize`.
   QuantizeOptions q;
@@ -103,6 +106,13 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+
+  if (*export_cmd && !export_quantize)
+    for (const char* opt : {"--weight-type", "--per-channel", "--reduce-range", "--target", "--op-types", "--exclude-nodes"})
+      if (export_cmd->count(opt) > 0) {
+        std::fprintf(stderr, "%s applies to quantization: add --quantize\n", opt);
+        return 2;
+      }
 
   auto logger = spdlog::stderr_color_mt("hf2onnx");
   spdlog::set_default_logger(logger);

@@ -89,6 +89,45 @@ Int8Check check_int8(const ExportModel& model, const fs::path& fp32, const fs::p
   return with_context(int8.filename().string(), [&] { return compare_int8(fp32, int8, tmp / "inputs", input); });
 }
 
+// A companion file that is a symbolic link is copied only when its target lies inside the model folder
+// or in a Hugging Face cache's blobs/ (cache snapshots are links into it), or with --follow-symlinks:
+// otherwise a link to any file on the machine would be published with the model.
+bool may_copy(const fs::path& model_dir, const std::string& name, bool follow_symlinks) {
+  const fs::path link = model_dir / name;
+  std::error_code ec;
+  if (!fs::is_symlink(link, ec) || follow_symlinks) return true;
+  const fs::path target = fs::weakly_canonical(link, ec);
+  const fs::path root = fs::weakly_canonical(model_dir, ec);
+  const auto [r, t] = std::mismatch(root.begin(), root.end(), target.begin(), target.end());
+  if (r == root.end()) return true;  // inside the model folder
+  const fs::path parent = target.parent_path();
+  const std::string repo = parent.parent_path().filename().string();
+  if (parent.filename() == "blobs" && (repo.rfind("models--", 0) == 0 || repo.rfind("datasets--", 0) == 0)) return true;
+  spdlog::warn("{}: a symbolic link to a file outside the model folder; not copied (--follow-symlinks copies it)",
+               link.string());
+  return false;
+}
+
+// Weights that are NaN or infinite export without error but make the model compute NaN: warn, naming
+// the tensor and its file, as the bytes stream into the ONNX file.
+void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkpoint& checkpoint) {
+  for (auto& init : initializers) {
+    if (init.data_type != onnx::TensorProto::FLOAT) continue;
+    auto it = checkpoint.tensors.find(init.name);
+    const std::string source = it == checkpoint.tensors.end() ? "" : it->second.source;
+    init.bytes = [inner = init.bytes, name = init.name, source]() {
+      TensorBytes b = inner();
+      const auto* bits = static_cast<const uint32_t*>(b.data);
+      uint64_t bad = 0;
+      for (uint64_t i = 0; i < b.size / 4; ++i) bad += (bits[i] & 0x7f800000u) == 0x7f800000u;
+      if (bad)
+        spdlog::warn("{}{}weight '{}' has {} NaN or infinite value{} of {}", source, source.empty() ? "" : ": ", name,
+                     bad, bad == 1 ? "" : "s", b.size / 4);
+      return b;
+    };
+  }
+}
+
 }  // namespace
 
 ExportResult export_model(const ExportOptions& opt) {
@@ -156,6 +195,7 @@ ExportResult export_model(const ExportOptions& opt) {
                lowered.initializers.size(), stage("lower", sw));
 
   sw = Stopwatch();
+  warn_on_non_finite(lowered.initializers, checkpoint);
   OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
     return std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
   });
@@ -176,7 +216,7 @@ ExportResult export_model(const ExportOptions& opt) {
                    int8_check->why_not);
   }
   for (const char* f : kCompanionFiles)
-    if (fs::exists(opt.model_dir / f)) out.copy_in(opt.model_dir / f, f);
+    if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
   for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
   result.stage_seconds.emplace_back("write", sw.seconds());
   result.stage_seconds.emplace_back("total", total.seconds());

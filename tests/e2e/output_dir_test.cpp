@@ -190,3 +190,66 @@ TEST(OutputDir, QuantizeReplacesItsFilesAndDropsAStaleDataFile) {
 
 }  // namespace
 }  // namespace hf2onnx::test
+
+namespace hf2onnx::test {
+namespace {
+
+// Companion files that are links: followed into the model folder and into a Hugging Face cache's blobs/,
+// otherwise skipped with a warning (a link to any file on the machine must not be published).
+TEST(OutputDir, SymlinkedCompanionFilesAreCopiedOnlyFromTrustedPlaces) {
+  const fs::path base = temp_dir("symlinks");
+  write_file(base / "secret.txt", "password=hunter2");
+  const fs::path src = copy_fixture("bert", "symlinks_src");
+  fs::create_symlink(base / "secret.txt", src / "tokenizer.json");
+  write_file(src / "real_vocab.txt", "[PAD]\n");
+  fs::create_symlink("real_vocab.txt", src / "vocab.txt");
+
+  auto r = run_cli("export " + q(src) + " " + q(base / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("tokenizer.json: a symbolic link to a file outside the model folder; not copied"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("hunter2"), std::string::npos);
+  EXPECT_FALSE(fs::exists(base / "out" / "tokenizer.json"));
+  EXPECT_EQ(read_file(base / "out" / "vocab.txt"), "[PAD]\n");  // a link inside the folder is fine
+
+  r = run_cli("export -q " + q(src) + " " + q(base / "out2") + " --follow-symlinks");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(base / "out2" / "tokenizer.json"), "password=hunter2");
+
+  // A Hugging Face cache snapshot: every file is a link into blobs/.
+  const fs::path repo = base / "hub" / "models--org--tiny-bert";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "snapshots" / "0123abc");
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    fs::copy_file(models_dir() / "bert" / f, repo / "blobs" / (std::string("blob_") + f));
+    fs::create_symlink(fs::path("../../blobs") / (std::string("blob_") + f), repo / "snapshots" / "0123abc" / f);
+  }
+  write_file(repo / "blobs" / "blob_tok", "{\"tokenizer\": 1}");
+  fs::create_symlink("../../blobs/blob_tok", repo / "snapshots" / "0123abc" / "tokenizer.json");
+  r = run_cli("export " + q(repo / "snapshots" / "0123abc") + " " + q(base / "out3"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("not copied"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(base / "out3" / "tokenizer.json"), "{\"tokenizer\": 1}");
+}
+
+TEST(OutputDir, NonFiniteWeightsAreNamedInAWarning) {
+  const fs::path src = copy_fixture("bert-seqcls", "nan_src");
+  poison(src / "model.safetensors", "classifier.weight");
+  auto r = run_cli("export " + q(src) + " " + q(temp_dir("nan") / "out"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find((src / "model.safetensors").string() + ": weight 'classifier.weight' has 1 NaN or infinite value"),
+            std::string::npos) << r.err;
+}
+
+TEST(OutputDir, QuantizationOptionsWithoutQuantizeAreAUsageError) {
+  const fs::path out = temp_dir("usage") / "out";
+  for (const char* opt : {"--per-channel", "--reduce-range", "--target avx2", "--weight-type uint8"}) {
+    auto r = run_cli("export " + q(models_dir() / "bert") + " " + q(out) + " " + opt);
+    EXPECT_EQ(r.exit_code, 2) << opt;
+    EXPECT_NE(r.err.find("applies to quantization: add --quantize"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
