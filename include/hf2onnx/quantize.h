@@ -10,13 +10,13 @@
 namespace hf2onnx {
 
 struct QuantizeOptions {
-  std::string weight_type = "int8";              // int8 (symmetric) | uint8 (asymmetric)
+  std::string weight_type = "auto";              // auto (the target's) | int8 (symmetric) | uint8 (asymmetric)
   bool per_channel = false;                      // one scale / zero point per output column
   bool reduce_range = false;                     // 7-bit weights (any target)
-  // The CPUs the model must be exact on (see quantize_targets()): portable (default) keeps every pair
-  // of neighbouring int8 weights along K within |q1| + |q2| <= 128, which x86 CPUs without VNNI
-  // (AVX2, AVX-512 before VNNI) compute without int16 saturation; avx512-vnni and arm64 use the full
-  // ±127 range. uint8 weights are exact everywhere and are the same for every target.
+  // The CPUs the model must be exact on (see quantize_targets()). portable (default): uint8 weights, exact
+  // everywhere; avx2: int8 weights whose neighbours along K keep |q1| + |q2| <= 128, which x86 CPUs
+  // without VNNI (AVX2, AVX-512 before VNNI) sum in int16 without saturating; avx512-vnni and arm64: the
+  // full ±127 int8 range.
   std::string target = "portable";
   std::vector<std::string> op_types = {"MatMul", "Gemm", "Gather"};
   std::string exclude_nodes;                     // regex on node names and output names
@@ -32,10 +32,13 @@ struct QuantizeResult {
 
 struct QuantizeTarget {
   const char* name;
-  int pair_sum_limit;  // for symmetric int8 weights; 0 = none
+  const char* weight_type;  // with --weight-type auto
+  int pair_sum_limit;       // for symmetric int8 weights; 0 = none
   const char* help;
 };
 const std::vector<QuantizeTarget>& quantize_targets();
+// The weight type options resolve to: the target's for "auto". Throws on an unknown target or type.
+std::string effective_weight_type(const QuantizeOptions& options);
 
 // Quantizes IN into OUT (written atomically; OUT must differ from IN).
 QuantizeResult quantize_file(const std::filesystem::path& in, const std::filesystem::path& out,

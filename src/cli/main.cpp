@@ -27,7 +27,7 @@ std::string task_help() {
 std::string target_help() {
   std::string s = "the CPUs the INT8 model must be exact on:";
   for (const auto& t : quantize_targets()) s += std::string("\n  ") + t.name + ": " + t.help;
-  return s + "\n--reduce-range (7-bit weights) is exact on every target; uint8 weights are the same for every target";
+  return s + "\n--per-channel works with every target; --reduce-range (7-bit weights) and --weight-type uint8 are exact on every target";
 }
 
 void print_list() {
@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   std::string op_types = "MatMul,Gemm,Gather", q_report;
   bool export_quantize = false;
   auto add_quantize_options = [&](CLI::App* cmd) {
-    cmd->add_option("--weight-type", q.weight_type, "int8 (symmetric, default) or uint8 (asymmetric)")
-        ->check(CLI::IsMember({"int8", "uint8"}));
+    cmd->add_option("--weight-type", q.weight_type, "auto (the target's, default), int8 (symmetric) or uint8 (asymmetric)")
+        ->check(CLI::IsMember({"auto", "int8", "uint8"}));
     cmd->add_flag("--per-channel", q.per_channel, "one scale / zero point per output column");
     cmd->add_flag("--reduce-range", q.reduce_range, "7-bit weights");
     std::vector<std::string> targets;

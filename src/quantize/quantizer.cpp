@@ -18,28 +18,42 @@ namespace fs = std::filesystem;
 
 const std::vector<QuantizeTarget>& quantize_targets() {
   static const std::vector<QuantizeTarget> kTargets = {
-      {"portable", 128,
-       "exact on every CPU (default): int8 weights whose neighbours along K keep |w1|+|w2| <= 128, which x86 "
-       "CPUs without VNNI sum in int16 without saturating; as fast as full int8 where VNNI is present"},
-      {"avx2", 128, "x86 with AVX2 or AVX-512 but no VNNI (AMD Zen 1-3, Intel before Ice Lake): the portable "
-                    "form, which is also the fastest one exact there"},
-      {"avx512-vnni", 0, "x86 with AVX512-VNNI, AVX-VNNI or AMX: full ±127 int8 weights (not exact without VNNI)"},
-      {"arm64", 0, "ARM64: full ±127 int8 weights (not exact on x86 without VNNI)"},
+      {"portable", "uint8", 128,
+       "exact on every CPU (default): uint8 weights with a zero point, which every CPU multiplies in 16- or "
+       "32-bit arithmetic without saturating; as fast as full-range int8 where VNNI is present. With "
+       "--weight-type int8: the avx2 form"},
+      {"avx2", "int8", 128,
+       "x86 with AVX2 or AVX-512 but no VNNI (AMD Zen 1-3, Intel before Ice Lake): int8 weights whose neighbours "
+       "along K keep |w1|+|w2| <= 128, which VPMADDUBSW sums in int16 without saturating; the fastest form exact "
+       "there, and exact on every other CPU too"},
+      {"avx512-vnni", "int8", 0, "x86 with AVX512-VNNI, AVX-VNNI or AMX: full ±127 int8 weights (not exact without VNNI)"},
+      {"arm64", "int8", 0, "ARM64: full ±127 int8 weights (not exact on x86 without VNNI)"},
   };
   return kTargets;
 }
 
 namespace {
-int target_pair_limit(const QuantizeOptions& opt) {
+const QuantizeTarget& find_target(const QuantizeOptions& opt) {
   for (const auto& t : quantize_targets())
-    if (opt.target == t.name) return opt.reduce_range ? 0 : t.pair_sum_limit;  // 7-bit: 64 + 64 <= 128 already
+    if (opt.target == t.name) return t;
   throw Error("--target: unknown target '" + opt.target + "'");
+}
+int target_pair_limit(const QuantizeOptions& opt) {
+  return opt.reduce_range ? 0 : find_target(opt).pair_sum_limit;  // 7-bit: 64 + 64 <= 128 already
 }
 }  // namespace
 
+std::string effective_weight_type(const QuantizeOptions& opt) {
+  const QuantizeTarget& t = find_target(opt);
+  if (opt.weight_type == "auto") return t.weight_type;
+  if (opt.weight_type != "int8" && opt.weight_type != "uint8")
+    throw Error("--weight-type: '" + opt.weight_type + "' is not auto, int8 or uint8");
+  return opt.weight_type;
+}
+
 QuantContext::QuantContext(LazyModel& model, const QuantizeOptions& opt)
     : options(opt),
-      weight_type(opt.weight_type == "uint8" ? quant::QType::UInt8 : quant::QType::Int8),
+      weight_type(effective_weight_type(opt) == "uint8" ? quant::QType::UInt8 : quant::QType::Int8),
       pair_sum_limit(weight_type == quant::QType::Int8 ? target_pair_limit(opt) : 0),
       model_(model) {
   for (size_t i = 0; i < model.initializers.size(); ++i) {
@@ -210,9 +224,7 @@ void validate(const QuantizeOptions& opt) {
   for (const auto& op : opt.op_types)
     if (op != "MatMul" && op != "Gemm" && op != "Gather")
       throw Error("--op-types: unknown op type '" + op + "' (supported: MatMul, Gemm, Gather)");
-  if (opt.weight_type != "int8" && opt.weight_type != "uint8")
-    throw Error("--weight-type: '" + opt.weight_type + "' is not int8 or uint8");
-  target_pair_limit(opt);  // throws on an unknown target
+  effective_weight_type(opt);  // throws on an unknown target or weight type
   try {
     std::regex re(opt.exclude_nodes);
   } catch (const std::regex_error& e) {
@@ -278,7 +290,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
     nlohmann::json j;
     j["input"] = in.string();
     j["output"] = out.string();
-    j["options"] = {{"weight_type", opt.weight_type}, {"per_channel", opt.per_channel},
+    j["options"] = {{"weight_type", effective_weight_type(opt)}, {"per_channel", opt.per_channel},
                     {"reduce_range", opt.reduce_range}, {"target", opt.target}, {"op_types", opt.op_types},
                     {"exclude_nodes", opt.exclude_nodes}};
     j["quantized_per_op"] = r.quantized_per_op;
