@@ -116,6 +116,7 @@ OutputDir::OutputDir(fs::path final_dir, Mode mode, std::function<bool(const std
   if (final_dir.empty()) final_dir = ".";
   final_dir_ = final_dir;
   std::error_code ec;
+  if (fs::is_symlink(final_dir_, ec)) final_dir_ = fs::canonical(final_dir_, ec);  // replace the folder it names
   if (fs::exists(final_dir_, ec) && !fs::is_directory(final_dir_, ec))
     throw Error(final_dir_.string() + ": exists and is not a directory");
   // Parents this run creates are removed again if it fails.

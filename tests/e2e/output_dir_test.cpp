@@ -232,6 +232,16 @@ TEST(OutputDir, SymlinkedCompanionFilesAreCopiedOnlyFromTrustedPlaces) {
   EXPECT_EQ(read_file(base / "out3" / "tokenizer.json"), "{\"tokenizer\": 1}");
 }
 
+TEST(OutputDir, AnOutputFolderThatIsALinkStaysALink) {
+  const fs::path base = temp_dir("link_out");
+  fs::create_directories(base / "real");
+  write_file(base / "real" / "model_quantized.onnx", "stale");
+  fs::create_symlink("real", base / "out");
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(base / "out")).exit_code, 0);
+  EXPECT_TRUE(fs::is_symlink(base / "out"));
+  EXPECT_EQ(names(base / "real"), (std::set<std::string>{"config.json", "model.onnx"}));
+}
+
 TEST(OutputDir, NonFiniteWeightsAreNamedInAWarning) {
   const fs::path src = copy_fixture("bert-seqcls", "nan_src");
   poison(src / "model.safetensors", "classifier.weight");
