@@ -1,0 +1,176 @@
+// Tier 1: hostile inputs (issue 8). Every crafted file is built here, byte by byte; each must give a
+// one-line hf2onnx::Error naming the file and the problem, or the right values, never a crash, a wrong
+// result or memory out of proportion to its size.
+#include <cstring>
+#include <fstream>
+#include <malloc.h>
+#include <sys/resource.h>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "hf/config.h"
+#include "hf/pickle.h"
+#include "hf/safetensors.h"
+#include "hf/torch_bin.h"
+#include "hf2onnx/error.h"
+#include "onnx/reader.h"
+
+namespace hf2onnx::test {
+namespace {
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+#define EXPECT_ERROR(msg, fragment) EXPECT_NE((msg).find(fragment), std::string::npos) << (msg)
+
+std::vector<float> floats(const hf::TensorData& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  hf::convert_to_float32(t, v.data());
+  return v;
+}
+
+std::string le(uint64_t v, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+// A few pickle opcodes, enough to write what torch.save writes.
+namespace pk {
+std::string str(const std::string& s) { return "X" + le(s.size(), 4) + s; }
+std::string i64(int64_t v) { return "\x8a\x08" + le(static_cast<uint64_t>(v), 8); }  // LONG1, 8 bytes
+std::string global(const std::string& module, const std::string& name) { return "c" + module + "\n" + name + "\n"; }
+std::string tuple(const std::vector<std::string>& items) {
+  std::string s = "(";
+  for (const auto& i : items) s += i;
+  return s + "t";
+}
+std::string ints(const std::vector<int64_t>& v) {
+  std::vector<std::string> items;
+  for (int64_t x : v) items.push_back(i64(x));
+  return tuple(items);
+}
+}  // namespace pk
+
+struct FakeTensor {
+  std::string name, key;
+  int64_t offset;
+  std::vector<int64_t> shape, stride;
+  std::string view;  // legacy only: a pickled (view_key, offset, size) tuple, or ""
+};
+
+// The state dict pickle: {name: _rebuild_tensor_v2(persistent storage, offset, shape, stride)}.
+std::string state_dict_pickle(const std::vector<FakeTensor>& tensors, int64_t storage_numel) {
+  std::string p = "\x80\x02}(";
+  for (const auto& t : tensors) {
+    std::vector<std::string> pid = {pk::str("storage"), pk::global("torch", "FloatStorage"), pk::str(t.key),
+                                    pk::str("cpu"), pk::i64(storage_numel)};
+    if (!t.view.empty()) pid.push_back(t.view);
+    p += pk::str(t.name) + pk::global("torch._utils", "_rebuild_tensor_v2") +
+         pk::tuple({pk::tuple(pid) + "Q", pk::i64(t.offset), pk::ints(t.shape), pk::ints(t.stride)}) + "R";
+  }
+  return p + "u.";
+}
+
+// Legacy torch.save (torch < 1.6): magic, protocol, sys_info, state dict, storage keys, then each
+// storage as an int64 element count and its bytes.
+std::string legacy_checkpoint(const std::vector<FakeTensor>& tensors, const std::vector<float>& storage) {
+  std::string f = std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15);
+  f += std::string("\x80\x02M\xe9\x03.", 6);  // protocol 1001
+  f += "\x80\x02}.";                           // sys_info
+  f += state_dict_pickle(tensors, static_cast<int64_t>(storage.size()));
+  f += "\x80\x02(" + pk::str("0") + "l.";
+  f += le(storage.size(), 8) + std::string(reinterpret_cast<const char*>(storage.data()), storage.size() * 4);
+  return f;
+}
+
+std::string view(int64_t offset, int64_t size) { return pk::tuple({pk::str("v"), pk::i64(offset), pk::i64(size)}); }
+
+const std::vector<float> kStorage = {0, 1, 2, 3, 4, 5, 6, 7};
+
+TEST(HostileTorchBin, LegacyViewsReadTheRightValues) {
+  fs::path dir = temp_dir("legacy_view");
+  write_file(dir / "pytorch_model.bin",
+             legacy_checkpoint({{"a", "0", 0, {3}, {1}, view(2, 3)},         // storage[2:5]
+                                {"b", "0", 1, {2}, {2}, view(4, 4)},         // storage[4:8][1::2]
+                                {"c", "0", 1, {2, 2}, {1, 2}, ""}},          // no view: storage[1:6] strided
+                               kStorage));
+  auto t = hf::read_torch_bin(dir / "pytorch_model.bin");
+  EXPECT_EQ(floats(t.at("a")), (std::vector<float>{2, 3, 4}));
+  EXPECT_EQ(floats(t.at("b")), (std::vector<float>{5, 7}));
+  EXPECT_EQ(floats(t.at("c")), (std::vector<float>{1, 3, 2, 4}));
+}
+
+TEST(HostileTorchBin, LegacyViewsOutsideTheirStorageAreErrors) {
+  fs::path dir = temp_dir("legacy_view_bad");
+  const int64_t k4e9 = 4000000000;
+  struct Case {
+    std::string view;
+    int64_t offset;
+    std::vector<int64_t> shape;
+  };
+  for (const Case& c : std::vector<Case>{{view(k4e9, 3), 0, {3}},      // far past the storage (was SIGSEGV)
+                                          {view(-k4e9, 3), 0, {3}},     // before it (was SIGSEGV)
+                                          {view(1000, 3), 0, {3}},      // past it (was wrong weights, exit 0)
+                                          {view(-1, 3), 0, {3}},
+                                          {view(6, 3), 0, {3}},         // view ends one past the storage
+                                          {view(2, 3), 1, {3}},         // tensor ends one past the view
+                                          {view(2, 3), -1, {1}},
+                                          {view(2, INT64_MAX), 0, {3}},  // view size that wraps
+                                          {view(INT64_MAX, 2), 0, {1}}}) {
+    write_file(dir / "pytorch_model.bin", legacy_checkpoint({{"w", "0", c.offset, c.shape, {1}, c.view}}, kStorage));
+    std::string msg = error_of([&] { hf::read_torch_bin(dir / "pytorch_model.bin"); });
+    EXPECT_ERROR(msg, "pytorch_model.bin: corrupt checkpoint: tensor 'w'");
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> zip_checkpoint(const std::vector<FakeTensor>& tensors,
+                                                                 const std::vector<float>& storage,
+                                                                 int64_t declared_numel) {
+  return {{"archive/data.pkl", state_dict_pickle(tensors, declared_numel)},
+          {"archive/data/0", std::string(reinterpret_cast<const char*>(storage.data()), storage.size() * 4)}};
+}
+
+TEST(HostileTorchBin, ZipViewsReadTheRightValuesAndOverflowsAreErrors) {
+  fs::path dir = temp_dir("zip_view");
+  write_zip(dir / "pytorch_model.bin", zip_checkpoint({{"a", "0", 3, {2}, {1}, ""}, {"b", "0", 1, {2, 3}, {3, 1}, ""}},
+                                                      kStorage, 8));
+  auto t = hf::read_torch_bin(dir / "pytorch_model.bin");
+  EXPECT_EQ(floats(t.at("a")), (std::vector<float>{3, 4}));
+  EXPECT_EQ(floats(t.at("b")), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+
+  const int64_t k2_32 = int64_t(1) << 32, k2_40 = int64_t(1) << 40, k2_62 = int64_t(1) << 62;
+  struct Case {
+    int64_t offset;
+    std::vector<int64_t> shape, stride;
+    int64_t declared;
+  };
+  for (const Case& c : std::vector<Case>{
+           {0, {k2_32, k2_32}, {1, k2_32}, 8},  // element count wraps to 0, last element at 2^64 - 1
+           {0, {k2_40, k2_40}, {0, 0}, 8},      // element count overflows
+           {0, {3, k2_62}, {k2_62, 0}, 8},      // (3 - 1) * 2^62 wraps
+           {0, {2}, {INT64_MAX}, 8},            // last element past the storage
+           {INT64_MAX, {1}, {1}, 8},            // offset past the storage
+           {0, {-1}, {1}, 8},                   // negative size
+           {0, {2}, {-1}, 8},                   // negative stride
+           {0, {1}, {1}, 9},                    // storage declared larger than its bytes
+           {0, {1}, {1}, k2_62},                // ... whose size in bytes wraps
+           {0, {1}, {1}, -1}}) {
+    write_zip(dir / "pytorch_model.bin", zip_checkpoint({{"w", "0", c.offset, c.shape, c.stride, ""}}, kStorage,
+                                                        c.declared));
+    std::string msg = error_of([&] { hf::read_torch_bin(dir / "pytorch_model.bin"); });
+    EXPECT_ERROR(msg, "pytorch_model.bin: corrupt checkpoint: tensor 'w'");
+  }
+}
+
+
+}  // namespace
+}  // namespace hf2onnx::test
