@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hf/config.h"
 #include "hf/safetensors.h"
 #include "hf/torch_bin.h"
 #include "hf2onnx/error.h"
@@ -73,12 +74,8 @@ Checkpoint load_checkpoint(const fs::path& dir) {
   if (!in) throw Error(chosen.string() + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(chosen.string() + ": invalid JSON: " + e.what());
-  }
+  const std::string text = ss.str();
+  nlohmann::json index = parse_json(text.data(), text.data() + text.size(), chosen.string() + ": invalid JSON");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(chosen.string() + ": index has no 'weight_map' object");
   std::map<std::string, std::set<std::string>> by_shard;

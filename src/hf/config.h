@@ -7,7 +7,15 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace hf2onnx::hf {
+
+// Parses JSON from an untrusted file (config.json, a safetensors header, a shard index). Nesting is
+// capped at kMaxJsonDepth levels, checked before parsing, so that nothing later recurses out of stack
+// (copy, dump, destruction). On failure throws an Error "<invalid> (<why>)", which never quotes the text.
+constexpr int kMaxJsonDepth = 64;
+nlohmann::json parse_json(const char* begin, const char* end, const std::string& invalid);
 
 class Config {
  public:

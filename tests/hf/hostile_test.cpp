@@ -172,5 +172,85 @@ TEST(HostileTorchBin, ZipViewsReadTheRightValuesAndOverflowsAreErrors) {
 }
 
 
+// --- safetensors: sizes are checked in bytes -----------------------------------------------------
+
+std::string safetensors_file(const std::string& header, size_t data_bytes) {
+  return le(header.size(), 8) + header + std::string(data_bytes, '\0');
+}
+
+TEST(HostileSafetensors, ShapesWhoseBytesOverflowAreErrors) {
+  fs::path dir = temp_dir("st_overflow");
+  const std::vector<std::string> shapes = {
+      "[2147483648, 2147483648]",          // 2^62 elements, 0 bytes once multiplied by 4 (was accepted)
+      "[4611686018427387904, 4]",          // 2^64 bytes
+      "[9223372036854775807]",             // 2^63 - 1 elements of 4 bytes
+      "[18446744073709551615]",            // 2^64 - 1
+      "[0, 4294967296, 4294967296]",       // empty, but its strides would wrap
+      "[-1, 4]", "[2.5]", "[\"1\"]"};
+  for (const auto& shape : shapes) {
+    write_file(dir / "m.safetensors",
+               safetensors_file(R"({"w":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", 0));
+    std::string msg = error_of([&] { hf::read_safetensors(dir / "m.safetensors"); });
+    EXPECT_ERROR(msg, "m.safetensors: corrupt safetensors: tensor 'w': shape") << shape;
+  }
+  // Empty tensors are legal.
+  write_file(dir / "m.safetensors",
+             safetensors_file(R"({"w":{"dtype":"F32","shape":[0, 3],"data_offsets":[0,0]}})", 0));
+  EXPECT_EQ(hf::read_safetensors(dir / "m.safetensors").at("w").numel(), 0);
+}
+
+// --- config.json: nesting depth, no values in messages --------------------------------------------
+
+std::string nested(size_t levels, const std::string& inner) {
+  return std::string(levels, '[') + inner + std::string(levels, ']');
+}
+
+TEST(HostileConfig, DeepNestingIsAnErrorNotAStackOverflow) {
+  const size_t deep = 300000;
+  for (const std::string& text :
+       {R"({"hidden_size": )" + nested(deep, "1") + "}",
+        R"({"rope_scaling": {"type": "linear", "factor": )" + nested(deep, "2") + "}}",
+        R"({"rope_scaling": )" + std::string(deep, '{') + std::string("\"a\"") + "}"}) {
+    std::string msg = error_of([&] { hf::Config::parse(text, "deep.json"); });
+    EXPECT_ERROR(msg, "deep.json: invalid JSON (nested deeper than 64 levels");
+  }
+  // 64 levels are fine, including through get_object, and errors about such values stay short.
+  auto c = hf::Config::parse(R"({"hidden_size": )" + nested(62, "1") + R"(, "rope_scaling": {"factor": )" +
+                                 nested(62, "2") + "}}",
+                             "ok.json");
+  std::string msg = error_of([&] { c.get_int("hidden_size"); });
+  EXPECT_EQ(msg, "ok.json: 'hidden_size' must be an integer, got a list");
+  auto rope = c.get_object("rope_scaling");
+  ASSERT_TRUE(rope.has_value());
+  msg = error_of([&] { rope->get_double("factor"); });
+  EXPECT_EQ(msg, "ok.json (rope_scaling): 'factor' must be a number, got a list");
+  // Brackets inside strings are not nesting.
+  EXPECT_EQ(hf::Config::parse(R"({"s": ")" + std::string(1000, '[') + R"(\"]", "n": 1})", "s.json").get_int("n"), 1);
+}
+
+TEST(HostileConfig, ErrorsNeverQuoteTheFile) {
+  const std::string secret = "sk-SECRET-0123456789";
+  for (const std::string& text : {"\"" + secret, "{\"" + secret, "{\"a\": \"" + secret + "\"", secret,
+                                  "{\"a\": 1} " + secret}) {
+    std::string msg = error_of([&] { hf::Config::parse(text, "leak.json"); });
+    EXPECT_ERROR(msg, "leak.json: invalid JSON (syntax error at byte ");
+    EXPECT_EQ(msg.find("SECRET"), std::string::npos) << msg;
+  }
+  auto c = hf::Config::parse(R"({"a": ")" + secret + R"(", "b": [")" + secret + R"("], "c": 1e300,
+                                  "d": 18446744073709551615, "e": -9223372036854775808})", "leak.json");
+  for (const char* key : {"a", "b"}) {
+    for (const std::string& msg : {error_of([&] { c.get_int(key); }), error_of([&] { c.get_bool(key); }),
+                                   error_of([&] { c.get_double(key); }), error_of([&] { c.object_size(key); }),
+                                   error_of([&] { c.get_object(key); })}) {
+      EXPECT_ERROR(msg, std::string("leak.json: '") + key + "' must be");
+      EXPECT_EQ(msg.find("SECRET"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_EQ(error_of([&] { c.get_strings("b"); }), "");
+  EXPECT_EQ(error_of([&] { c.get_int("c"); }), "leak.json: 'c' must be an integer, got a non-integer number");
+  EXPECT_EQ(error_of([&] { c.get_int("d"); }), "leak.json: 'd' is too large");
+  EXPECT_EQ(c.get_int("e"), INT64_MIN);
+}
+
 }  // namespace
 }  // namespace hf2onnx::test
