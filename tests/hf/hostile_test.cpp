@@ -252,5 +252,82 @@ TEST(HostileConfig, ErrorsNeverQuoteTheFile) {
   EXPECT_EQ(c.get_int("e"), INT64_MIN);
 }
 
+// Peak resident memory of this process, in bytes (VmHWM), and a way to start measuring it afresh.
+uint64_t status_kb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field) + 1)) * 1024;
+  return 0;
+}
+bool reset_peak_rss() {
+  malloc_trim(0);  // give freed memory back first, so that the next peak is measured from the bottom
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+// Pickles of 4 MB and more that ask for much more memory than their size. The load may fail (with an
+// Error) or succeed, but must stay within a bounded multiple of the input (it once took 1.3 GB).
+TEST(HostilePickle, AmplificationPicklesStayWithinMemoryBounds) {
+  const size_t n = 4u << 20;
+  auto repeat = [](const std::string& unit, size_t bytes) {
+    std::string s;
+    s.reserve(bytes + unit.size());
+    while (s.size() < bytes) s += unit;
+    return s;
+  };
+  struct Case {
+    const char* what;
+    std::string body;
+  };
+  const std::vector<Case> cases = {
+      {"None", repeat("N", n)},                        // one object per byte (was 1.3 GB)
+      {"None+POP", repeat("N0", n)},
+      {"dicts", repeat("}0", n)},                      // a fresh object every 2 bytes
+      {"memoized dicts", repeat("}\x94" "0", n)},      // ... each also kept in the memo
+      {"list of None", "]" + repeat("Na", n)},         // a container that grows by 16 bytes per 2
+      {"dict of None", "}" + repeat("NNs", n)},
+      {"marks", repeat("(", n)},
+      {"DUP", "N" + repeat("2", n)},
+      {"shared shape", "\x80\x02" + pk::global("torch._utils", "_rebuild_tensor_v2") + "\x94" "0(" +
+                           repeat("K\x01", 2 * 60000) + "t\x94" "0)\x94" "0" +
+                           repeat(std::string("h\x00(h\x02QK\x00h\x01h\x01tR0", 15), n)},  // 1 MB per 15 bytes
+  };
+  auto storage = [](const hf::pickle::Ref&) {
+    auto s = std::make_shared<hf::pickle::Object>();
+    s->kind = hf::pickle::Kind::Storage;
+    return s;
+  };
+  ASSERT_TRUE(reset_peak_rss()) << "cannot reset the peak RSS (/proc/self/clear_refs)";
+  for (const auto& c : cases) {
+    std::string p = (c.body.rfind("\x80", 0) == 0 ? "" : "\x80\x02") + c.body + ".";
+    ASSERT_GE(p.size(), n);
+    reset_peak_rss();
+    const uint64_t before = status_kb("VmRSS:");
+    std::string msg = error_of([&] {
+      hf::pickle::load(reinterpret_cast<const uint8_t*>(p.data()), p.size(), storage, "amp.pkl");
+    });
+    const uint64_t growth = status_kb("VmHWM:") - before;
+    // The loader's budget is 64 MB + 64 bytes per input byte; allow for what it does not count.
+    EXPECT_LT(growth, (64u << 20) + 80 * p.size()) << c.what << ": " << msg;
+    EXPECT_TRUE(msg.empty() || msg.rfind("amp.pkl: ", 0) == 0) << c.what << ": " << msg;
+    std::printf("  %-16s %5.1f MB input, peak RSS +%6.1f MB: %s\n", c.what, p.size() / 1048576.0,
+                growth / 1048576.0, msg.empty() ? "loaded" : msg.c_str());
+  }
+}
+
+TEST(HostilePickle, LegacyMagicIsCheckedBeforeParsing) {
+  // A 4 MB pickle of None where the magic number should be: refused from its first bytes.
+  fs::path dir = temp_dir("legacy_magic");
+  write_file(dir / "pytorch_model.bin", "\x80\x02" + std::string(4u << 20, 'N') + ".");
+  reset_peak_rss();
+  const uint64_t before = status_kb("VmRSS:");
+  std::string msg = error_of([&] { hf::read_torch_bin(dir / "pytorch_model.bin"); });
+  EXPECT_ERROR(msg, "pytorch_model.bin: not a torch checkpoint");
+  EXPECT_LT(status_kb("VmHWM:") - before, 16u << 20);
+}
+
 }  // namespace
 }  // namespace hf2onnx::test
