@@ -329,5 +329,91 @@ TEST(HostilePickle, LegacyMagicIsCheckedBeforeParsing) {
   EXPECT_LT(status_kb("VmHWM:") - before, 16u << 20);
 }
 
+// --- the lazy ONNX reader: declared sizes against the bytes present ---------------------------------
+
+onnx::ModelProto model_with(const onnx::TensorProto& init) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  m.mutable_graph()->set_name("g");
+  *m.mutable_graph()->add_initializer() = init;
+  return m;
+}
+
+onnx::TensorProto tensor(std::vector<int64_t> dims) {
+  onnx::TensorProto t;
+  t.set_name("w");
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  for (auto d : dims) t.add_dims(d);
+  return t;
+}
+
+TEST(HostileOnnx, DeclaredSizesAreCheckedBeforeAllocating) {
+  fs::path dir = temp_dir("onnx_sizes");
+  auto write = [&](const onnx::TensorProto& t) {
+    write_file(dir / "m.onnx", model_with(t).SerializeAsString());
+    return dir / "m.onnx";
+  };
+  const int64_t k2_20 = 1 << 20, k2_32 = int64_t(1) << 32, k2_62 = int64_t(1) << 62;
+  // A small file claiming a large float tensor in float_data (was 1 GB, then std::bad_alloc).
+  for (const auto& dims : std::vector<std::vector<int64_t>>{{16384, 16384}, {k2_20, k2_20}}) {
+    onnx::TensorProto t = tensor(dims);
+    t.add_float_data(1.f);
+    fs::path f = write(t);
+    EXPECT_LT(fs::file_size(f), 100u);
+    reset_peak_rss();
+    const uint64_t before = status_kb("VmRSS:");
+    std::string msg = error_of([&] {
+      for (const auto& init : read_onnx_lazy(f).initializers) (void)init.bytes();
+    });
+    EXPECT_ERROR(msg, "m.onnx: initializer 'w' holds 1 values for ");
+    EXPECT_LT(status_kb("VmHWM:") - before, 16u << 20);
+  }
+  // Negative and wrapping dims, in typed fields and in raw data.
+  for (const auto& dims : std::vector<std::vector<int64_t>>{{-1, 4}, {4, -1}, {k2_32, k2_32}, {k2_62, 4}, {3, INT64_MAX},
+                                                            {0, k2_32, k2_32}}) {
+    onnx::TensorProto t = tensor(dims);
+    std::string msg = error_of([&] { read_onnx_lazy(write(t)); });
+    EXPECT_ERROR(msg, "m.onnx: initializer 'w' has a");
+    t.set_raw_data(std::string(16, '\0'));
+    msg = error_of([&] { read_onnx_lazy(write(t)); });
+    EXPECT_ERROR(msg, "m.onnx: initializer 'w' has a");
+  }
+  // Typed fields that agree with the dims are read.
+  onnx::TensorProto ok = tensor({2, 2});
+  for (float v : {1.f, 2.f, 3.f, 4.f}) ok.add_float_data(v);
+  auto m = read_onnx_lazy(write(ok));
+  ASSERT_EQ(m.initializers.size(), 1u);
+  EXPECT_EQ(m.initializers[0].floats(), (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(HostileOnnx, ExternalDataNumbersAreChecked) {
+  fs::path dir = temp_dir("onnx_external");
+  write_file(dir / "w.bin", std::string(64, '\0'));
+  auto with = [&](const std::string& offset, const std::string& length) {
+    onnx::TensorProto t = tensor({2, 2});
+    t.set_data_location(onnx::TensorProto::EXTERNAL);
+    auto add = [&](const char* k, const std::string& v) {
+      auto* kv = t.add_external_data();
+      kv->set_key(k);
+      kv->set_value(v);
+    };
+    add("location", "w.bin");
+    if (!offset.empty()) add("offset", offset);
+    if (!length.empty()) add("length", length);
+    write_file(dir / "m.onnx", model_with(t).SerializeAsString());
+    return error_of([&] { read_onnx_lazy(dir / "m.onnx"); });
+  };
+  EXPECT_EQ(with("16", "16"), "");
+  EXPECT_EQ(with("48", ""), "");
+  for (const auto& [offset, length] : std::vector<std::pair<std::string, std::string>>{
+           {"abc", "16"}, {"-1", "16"}, {"16", "1e3"}, {"18446744073709551616", "16"}, {" 16", "16"}, {"0x10", "16"}}) {
+    std::string msg = with(offset, length);
+    EXPECT_ERROR(msg, "m.onnx: initializer 'w' has an invalid external data ") << offset << " " << length;
+  }
+  EXPECT_ERROR(with("18446744073709551615", "16"), "lies outside the file");
+  EXPECT_ERROR(with("0", "12"), "m.onnx: initializer 'w' has 12 bytes for its shape");
+}
+
 }  // namespace
 }  // namespace hf2onnx::test
