@@ -183,8 +183,8 @@ class Unpickler {
     bool allowed = storage_types().count(full) > 0;
     for (const char* c : kCallables) allowed = allowed || full == c;
     if (!allowed)
-      throw Error(source_ + ": refusing to load: the pickle references the global '" + full +
-                  "', which is not a tensor-rebuild global (only OrderedDict, torch._utils._rebuild_* and "
+      throw Error(source_ + ": refusing to load: the pickle references the global " + quote_name(full) +
+                  ", which is not a tensor-rebuild global (only OrderedDict, torch._utils._rebuild_* and "
                   "torch.*Storage are allowed)");
     return string(Kind::Global, full);
   }

@@ -30,7 +30,7 @@ std::map<std::string, TensorData> read_safetensors(const std::filesystem::path& 
   std::memcpy(&header_len, file->range(0, 8, "safetensors header length"), 8);
   constexpr uint64_t kMaxHeader = 100ull << 20;
   if (header_len > kMaxHeader)
-    throw Error(where + ": corrupt safetensors: header length " + std::to_string(header_len) + " is implausible");
+    throw Error(where + ": corrupt safetensors: header length is implausible (over 100 MB; not a safetensors file?)");
   const char* header = reinterpret_cast<const char*>(file->range(8, header_len, "safetensors header"));
   nlohmann::json j = parse_json(header, header + header_len, where + ": corrupt safetensors: header is not valid JSON");
   if (!j.is_object()) throw Error(where + ": corrupt safetensors: header is not a JSON object");
@@ -43,7 +43,7 @@ std::map<std::string, TensorData> read_safetensors(const std::filesystem::path& 
     const auto& info = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) {
-      return Error(where + ": corrupt safetensors: tensor '" + name + "': " + why);
+      return Error(where + ": corrupt safetensors: tensor " + quote_name(name) + ": " + why);
     };
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
       throw bad("entry needs dtype, shape and data_offsets");

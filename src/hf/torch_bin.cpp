@@ -23,7 +23,7 @@ struct StorageBytes {
 TensorData make_tensor(const std::string& name, const pickle::Object& t, const StorageBytes& bytes,
                        const std::shared_ptr<const MappedFile>& file) {
   const std::string where = file->path().string();
-  auto bad = [&](const std::string& why) { return Error(where + ": corrupt checkpoint: tensor '" + name + "': " + why); };
+  auto bad = [&](const std::string& why) { return Error(where + ": corrupt checkpoint: tensor " + quote_name(name) + ": " + why); };
   const pickle::Object& s = *t.storage;
   const uint64_t es = dtype_size(s.storage_dtype);
   // The storage (or, in the legacy format, the view of its root storage) is
@@ -76,7 +76,7 @@ std::map<std::string, TensorData> collect(const Ref& root, const std::shared_ptr
   std::map<std::string, TensorData> out;
   for (const auto& [k, v] : root->dict) {
     if (k->kind != Kind::Str) throw Error(where + ": state dict has a non-string key");
-    if (v->kind != Kind::Tensor) throw Error(where + ": state dict entry '" + k->s + "' is not a tensor");
+    if (v->kind != Kind::Tensor) throw Error(where + ": state dict entry " + quote_name(k->s) + " is not a tensor");
     out[k->s] = make_tensor(k->s, *v, resolve(*v->storage), file);
   }
   return out;
@@ -116,7 +116,7 @@ std::map<std::string, TensorData> read_zip(const std::shared_ptr<const MappedFil
   const Ref& root = loaded.value;
   return collect(root, file, [&](const pickle::Object& s) {
     const ZipEntry* e = zip.find(prefix + "/data/" + s.storage_key);
-    if (!e) throw Error(where + ": corrupt checkpoint: storage '" + s.storage_key + "' is missing from the archive");
+    if (!e) throw Error(where + ": corrupt checkpoint: storage " + quote_name(s.storage_key) + " is missing from the archive");
     return StorageBytes{e->data, e->size};
   });
 }
@@ -178,12 +178,12 @@ std::map<std::string, TensorData> read_legacy(const std::shared_ptr<const Mapped
     if (count < 0 || count > (int64_t(1) << 40)) throw Error(where + ": corrupt checkpoint: implausible storage size");
     auto es = element_size.find(k->s);
     uint64_t bytes = static_cast<uint64_t>(count) * (es == element_size.end() ? 1 : es->second);
-    storages[k->s] = StorageBytes{file->range(pos, bytes, ("storage '" + k->s + "'").c_str()), bytes};
+    storages[k->s] = StorageBytes{file->range(pos, bytes, ("storage " + quote_name(k->s)).c_str()), bytes};
     pos += bytes;
   }
   return collect(root, file, [&](const pickle::Object& s) {
     auto it = storages.find(s.storage_key);
-    if (it == storages.end()) throw Error(where + ": corrupt checkpoint: storage '" + s.storage_key + "' has no data");
+    if (it == storages.end()) throw Error(where + ": corrupt checkpoint: storage " + quote_name(s.storage_key) + " has no data");
     return it->second;
   });
 }

@@ -123,9 +123,9 @@ TensorBytes LazyTensor::bytes() const {
   // (read_onnx_lazy checks it too; this covers tensors built in memory).
   const uint64_t n = static_cast<uint64_t>(numel());
   const int64_t have = typed_values(header);
-  if (have < 0) throw Error("initializer '" + name() + "' has an unsupported data type");
+  if (have < 0) throw Error("initializer " + quote_name(name()) + " has an unsupported data type");
   if (static_cast<uint64_t>(have) != n)
-    throw Error("initializer '" + name() + "' holds " + std::to_string(have) + " values for " + std::to_string(n) +
+    throw Error("initializer " + quote_name(name()) + " holds " + std::to_string(have) + " values for " + std::to_string(n) +
                 " elements");
   auto buf = std::make_shared<std::vector<uint8_t>>(n * onnx_type_size(header.data_type()));
   auto put = [&](auto value, size_t i) { std::memcpy(buf->data() + i * sizeof(value), &value, sizeof(value)); };
@@ -150,13 +150,13 @@ TensorBytes LazyTensor::bytes() const {
       for (uint64_t i = 0; i < n; ++i) put(static_cast<uint16_t>(header.int32_data(static_cast<int>(i))), i);
       break;
     default:
-      throw Error("initializer '" + name() + "' has an unsupported data type");
+      throw Error("initializer " + quote_name(name()) + " has an unsupported data type");
   }
   return TensorBytes{buf->data(), buf->size(), buf};
 }
 
 std::vector<float> LazyTensor::floats() const {
-  if (header.data_type() != onnx::TensorProto::FLOAT) throw Error("initializer '" + name() + "' is not float");
+  if (header.data_type() != onnx::TensorProto::FLOAT) throw Error("initializer " + quote_name(name()) + " is not float");
   TensorBytes b = bytes();
   std::vector<float> out(b.size / 4);
   std::memcpy(out.data(), b.data, b.size);
@@ -222,7 +222,7 @@ LazyModel read_onnx_lazy(const fs::path& path) {
       if (!t.header.ParseFromString(header)) throw Error(where + ": not a valid ONNX model (bad initializer)");
       // Dims are a claim of the file: checked (non-negative, size in bytes without overflow) before
       // anything is sized from them, and against the bytes or values actually present.
-      auto bad = [&](const std::string& why) { return Error(where + ": initializer '" + t.name() + "' " + why); };
+      auto bad = [&](const std::string& why) { return Error(where + ": initializer " + quote_name(t.name()) + " " + why); };
       const uint64_t es = type_size_or_0(t.header.data_type());
       uint64_t nbytes = es ? es : 1;
       bool empty = false;
@@ -252,12 +252,12 @@ LazyModel read_onnx_lazy(const fs::path& path) {
         }
         fs::path data_path = fs::path(location).lexically_normal();
         if (location.empty() || data_path.is_absolute() || *data_path.begin() == "..")
-          throw Error(where + ": initializer '" + t.name() + "' has an invalid external data location '" + location + "'");
+          throw Error(where + ": initializer " + quote_name(t.name()) + " has an invalid external data location " + quote_name(location));
         auto& ext = external_files[location];
         if (!ext) ext = MappedFile::open(path.parent_path() / data_path);
         if (!es) throw bad("has external data of an unsupported data type " + std::to_string(t.header.data_type()));
         if (!has_length) length = nbytes;
-        t.data = ext->range(offset, length, ("external data of '" + t.name() + "'").c_str());
+        t.data = ext->range(offset, length, ("external data of " + quote_name(t.name())).c_str());
         t.size = length;
         t.keep = ext;
         t.header.clear_external_data();

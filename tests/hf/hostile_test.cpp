@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
+#include "hf/checkpoint.h"
 #include "hf/config.h"
 #include "hf/pickle.h"
 #include "hf/safetensors.h"
@@ -413,6 +414,47 @@ TEST(HostileOnnx, ExternalDataNumbersAreChecked) {
   }
   EXPECT_ERROR(with("18446744073709551615", "16"), "lies outside the file");
   EXPECT_ERROR(with("0", "12"), "m.onnx: initializer 'w' has 12 bytes for its shape");
+}
+
+// --- messages never quote what is not a name, and quote names on one line --------------------------
+
+TEST(HostileMessages, AFileThatIsNotWhatItClaimsIsNeverQuoted) {
+  // A symlinked secret in place of each file a reader opens.
+  const std::string secret = "ghp_SECRETSECRET0123456789abcdefghijklmnopq\nsecond SECRET line\n";
+  fs::path dir = temp_dir("secret");
+  for (const char* name : {"model.safetensors", "pytorch_model.bin", "model.onnx", "config.json",
+                           "model.safetensors.index.json"}) {
+    write_file(dir / name, secret);
+    std::string msg = error_of([&] {
+      const std::string n = name;
+      if (n == "model.safetensors") hf::read_safetensors(dir / name);
+      if (n == "pytorch_model.bin") hf::read_torch_bin(dir / name);
+      if (n == "model.onnx") read_onnx_lazy(dir / name);
+      if (n == "config.json") hf::Config::load(dir / name);
+      if (n == "model.safetensors.index.json") hf::load_checkpoint(dir);
+    });
+    EXPECT_ERROR(msg, name);
+    EXPECT_EQ(msg.find("SECRET"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("ghp"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    fs::remove(dir / name);
+  }
+}
+
+TEST(HostileMessages, NamesAreEscapedAndShortened) {
+  EXPECT_EQ(quote_name("encoder.weight"), "'encoder.weight'");
+  EXPECT_EQ(quote_name("a\nb\x1b[31m\\"), "'a\\x0ab\\x1b[31m\\x5c'");
+  EXPECT_EQ(quote_name(std::string(100, 'x')), "'" + std::string(80, 'x') + "...(100 bytes)'");
+  // A zip entry and a pickle global with a line break and terminal escapes stay on one line.
+  fs::path dir = temp_dir("names");
+  write_zip(dir / "pytorch_model.bin", {{"archive/data.pkl", "\x80\x04" + pk::str("os\n\x1b[2J") + pk::str("system") + "\x93."}});
+  std::string msg = error_of([&] { hf::read_torch_bin(dir / "pytorch_model.bin"); });
+  EXPECT_ERROR(msg, "pytorch_model.bin");
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+  write_file(dir / "m.safetensors", safetensors_file(R"({"a\nb\u001b":{"dtype":"F32","shape":[1],"data_offsets":[0,3]}})", 4));
+  msg = error_of([&] { hf::read_safetensors(dir / "m.safetensors"); });
+  EXPECT_ERROR(msg, "tensor 'a\\x0ab\\x1b': data_offsets span 3 bytes");
 }
 
 }  // namespace
