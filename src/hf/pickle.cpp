@@ -66,6 +66,7 @@ class Unpickler {
         r.value = pop();
         r.end = pos_;
         r.arena = arena_;
+        r.memory = used_;
         return r;
       }
       step(op);

@@ -8,12 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include "common/mapped_file.h"
 #include "common/test_util.h"
 #include "hf/checkpoint.h"
 #include "hf/config.h"
 #include "hf/pickle.h"
 #include "hf/safetensors.h"
 #include "hf/torch_bin.h"
+#include "hf/zip_reader.h"
 #include "hf2onnx/error.h"
 #include "onnx/reader.h"
 
@@ -317,6 +319,25 @@ TEST(HostilePickle, AmplificationPicklesStayWithinMemoryBounds) {
     std::printf("  %-16s %5.1f MB input, peak RSS +%6.1f MB: %s\n", c.what, p.size() / 1048576.0,
                 growth / 1048576.0, msg.empty() ? "loaded" : msg.c_str());
   }
+}
+
+// The budget leaves room for real checkpoints: a state dict's pickle charges about 30 bytes per byte.
+TEST(HostilePickle, RealPicklesStayWellWithinTheBudget) {
+  auto file = MappedFile::open(models_dir() / "bert" / "pytorch_model.bin");
+  hf::ZipArchive zip(file);
+  const hf::ZipEntry* pkl = nullptr;
+  for (const auto& [name, e] : zip.entries())
+    if (name.size() > 9 && name.substr(name.size() - 9) == "/data.pkl") pkl = &e;
+  ASSERT_NE(pkl, nullptr);
+  auto storage = [](const hf::pickle::Ref&) {
+    auto s = std::make_shared<hf::pickle::Object>();
+    s->kind = hf::pickle::Kind::Storage;
+    return s;
+  };
+  auto r = hf::pickle::load(pkl->data, pkl->size, storage, "data.pkl");
+  const double per_byte = static_cast<double>(r.memory) / pkl->size;
+  std::printf("  bert data.pkl: %zu bytes, %.1f bytes of budget per byte\n", static_cast<size_t>(pkl->size), per_byte);
+  EXPECT_LT(per_byte, 40);
 }
 
 TEST(HostilePickle, LegacyMagicIsCheckedBeforeParsing) {
