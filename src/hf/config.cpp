@@ -18,7 +18,7 @@ nlohmann::json parse_json(const char* begin, const char* end, const std::string&
   bool in_string = false;
   for (const char* p = begin; p < end; ++p) {
     if (in_string) {
-      if (*p == '\\') ++p;
+      if (*p == '\\' && p + 1 < end) ++p;  // (an escaped quote does not end the string)
       else if (*p == '"') in_string = false;
     } else if (*p == '"') {
       in_string = true;
