@@ -159,7 +159,7 @@ std::vector<float> LazyTensor::floats() const {
   if (header.data_type() != onnx::TensorProto::FLOAT) throw Error("initializer " + quote_name(name()) + " is not float");
   TensorBytes b = bytes();
   std::vector<float> out(b.size / 4);
-  std::memcpy(out.data(), b.data, b.size);
+  if (b.size) std::memcpy(out.data(), b.data, b.size);  // (an empty tensor may have no data pointer at all)
   return out;
 }
 

@@ -409,6 +409,21 @@ TEST(HostileOnnx, DeclaredSizesAreCheckedBeforeAllocating) {
   EXPECT_EQ(m.initializers[0].floats(), (std::vector<float>{1, 2, 3, 4}));
 }
 
+// Found by tools/fuzz (onnx): floats() of an empty initializer passed a null pointer to memcpy (UBSan).
+TEST(HostileOnnx, EmptyInitializersAreReadInEveryLayout) {
+  fs::path dir = temp_dir("onnx_empty");
+  onnx::TensorProto typed = tensor({0, 4}), raw = tensor({4, 0});
+  raw.set_raw_data("");
+  for (const auto& t : {typed, raw, tensor({0})}) {
+    write_file(dir / "m.onnx", model_with(t).SerializeAsString());
+    auto m = read_onnx_lazy(dir / "m.onnx");
+    ASSERT_EQ(m.initializers.size(), 1u);
+    EXPECT_EQ(m.initializers[0].numel(), 0);
+    EXPECT_TRUE(m.initializers[0].floats().empty());
+    EXPECT_EQ(m.initializers[0].bytes().size, 0u);
+  }
+}
+
 TEST(HostileOnnx, ExternalDataNumbersAreChecked) {
   fs::path dir = temp_dir("onnx_external");
   write_file(dir / "w.bin", std::string(64, '\0'));
