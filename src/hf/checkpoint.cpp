@@ -70,11 +70,7 @@ Checkpoint load_checkpoint(const fs::path& dir) {
   }
 
   // Sharded: {"weight_map": {"tensor name": "shard file"}}
-  std::ifstream in(chosen);
-  if (!in) throw Error(chosen.string() + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  const std::string text = read_json_file(chosen);
   nlohmann::json index = parse_json(text.data(), text.data() + text.size(), chosen.string() + ": invalid JSON");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(chosen.string() + ": index has no 'weight_map' object");

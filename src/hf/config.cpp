@@ -55,12 +55,28 @@ std::string describe(const nlohmann::json& v) {
 }
 }  // namespace
 
-Config Config::load(const std::filesystem::path& file) {
+std::string read_json_file(const std::filesystem::path& file) {
+  constexpr uint64_t kMaxBytes = 64ull << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(file, ec);
+  if (ec || !std::filesystem::exists(status)) throw Error(file.string() + ": cannot open");
+  if (!std::filesystem::is_regular_file(status)) throw Error(file.string() + ": not a regular file");
+  const uint64_t size = std::filesystem::file_size(file, ec);
+  if (ec) throw Error(file.string() + ": cannot open");
+  if (size > kMaxBytes) throw Error(file.string() + ": too large for a JSON file (" + std::to_string(size) + " bytes; at most 64 MB)");
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(file.string() + ": cannot open (a model folder needs a config.json)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), file.string());
+  if (!in) throw Error(file.string() + ": cannot open");
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+Config Config::load(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
+    throw Error(file.string() + ": cannot open (a model folder needs a config.json)");
+  return parse(read_json_file(file), file.string());
 }
 
 Config Config::parse(const std::string& json_text, const std::string& source) {

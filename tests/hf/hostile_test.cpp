@@ -5,6 +5,7 @@
 #include <fstream>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
@@ -229,6 +230,23 @@ TEST(HostileConfig, DeepNestingIsAnErrorNotAStackOverflow) {
   EXPECT_EQ(msg, "ok.json (rope_scaling): 'factor' must be a number, got a list");
   // Brackets inside strings are not nesting.
   EXPECT_EQ(hf::Config::parse(R"({"s": ")" + std::string(1000, '[') + R"(\"]", "n": 1})", "s.json").get_int("n"), 1);
+}
+
+TEST(HostileConfig, OnlySmallRegularFilesAreRead) {
+  fs::path dir = temp_dir("config_files");
+  fs::create_symlink("/dev/zero", dir / "config.json");  // would be read forever
+  EXPECT_ERROR(error_of([&] { hf::Config::load(dir / "config.json"); }), "config.json: not a regular file");
+  fs::remove(dir / "config.json");
+  ASSERT_EQ(mkfifo((dir / "config.json").c_str(), 0600), 0);  // would block
+  EXPECT_ERROR(error_of([&] { hf::Config::load(dir / "config.json"); }), "config.json: not a regular file");
+  fs::remove(dir / "config.json");
+  { std::ofstream(dir / "config.json") << "{}"; }
+  fs::resize_file(dir / "config.json", (64u << 20) + 1);  // sparse
+  EXPECT_ERROR(error_of([&] { hf::Config::load(dir / "config.json"); }), "config.json: too large for a JSON file");
+  fs::rename(dir / "config.json", dir / "model.safetensors.index.json");
+  EXPECT_ERROR(error_of([&] { hf::load_checkpoint(dir); }), "model.safetensors.index.json: too large for a JSON file");
+  EXPECT_ERROR(error_of([&] { hf::Config::load(dir / "config.json"); }),
+               "config.json: cannot open (a model folder needs a config.json)");
 }
 
 TEST(HostileConfig, ErrorsNeverQuoteTheFile) {
