@@ -11,6 +11,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A name read from a file (tensor, zip entry, pickle global, shard) for a message, in single quotes:
+// control and non-ASCII bytes escaped as \xNN, at most 80 bytes shown, so that the message stays one
+// line and cannot carry much of a file that is not what it claims to be.
+std::string quote_name(const std::string& name);
+
 // Formats like "context: inner message" so that each level adds where it was.
 [[noreturn]] void rethrow_with_context(const std::string& context);
 

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hf/config.h"
 #include "hf/safetensors.h"
 #include "hf/torch_bin.h"
 #include "hf2onnx/error.h"
@@ -69,35 +70,27 @@ Checkpoint load_checkpoint(const fs::path& dir) {
   }
 
   // Sharded: {"weight_map": {"tensor name": "shard file"}}
-  std::ifstream in(chosen);
-  if (!in) throw Error(chosen.string() + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(chosen.string() + ": invalid JSON: " + e.what());
-  }
+  const std::string text = read_json_file(chosen);
+  nlohmann::json index = parse_json(text.data(), text.data() + text.size(), chosen.string() + ": invalid JSON");
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(chosen.string() + ": index has no 'weight_map' object");
   std::map<std::string, std::set<std::string>> by_shard;
   for (const auto& [name, shard] : index["weight_map"].items()) {
-    if (!shard.is_string()) throw Error(chosen.string() + ": weight_map entry '" + name + "' is not a file name");
+    if (!shard.is_string()) throw Error(chosen.string() + ": weight_map entry " + quote_name(name) + " is not a file name");
     std::string s = shard.get<std::string>();
     if (s.find('/') != std::string::npos || s == "." || s == "..")
-      throw Error(chosen.string() + ": shard name '" + s + "' must be a file in the model folder");
+      throw Error(chosen.string() + ": shard name " + quote_name(s) + " must be a file in the model folder");
     by_shard[s].insert(name);
   }
   for (const auto& [shard, names] : by_shard) {
     fs::path file = dir / shard;
-    if (!fs::exists(file)) throw Error(chosen.string() + ": shard '" + shard + "' is missing");
+    if (!fs::exists(file)) throw Error(chosen.string() + ": shard " + quote_name(shard) + " is missing");
     auto tensors = read_weight_file(file);
     if (ck.format.empty()) ck.format = format_of(file, tensors) + ", sharded";
     for (const auto& name : names) {
       auto it = tensors.find(name);
       if (it == tensors.end())
-        throw Error(file.string() + ": tensor '" + name + "' listed in " + chosen.filename().string() + " is missing");
+        throw Error(file.string() + ": tensor " + quote_name(name) + " listed in " + chosen.filename().string() + " is missing");
       ck.tensors[name] = std::move(it->second);
     }
     ck.files.push_back(file);

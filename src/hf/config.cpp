@@ -13,21 +13,75 @@ struct Config::Impl {
   nlohmann::json json;
 };
 
-Config Config::load(const std::filesystem::path& file) {
+nlohmann::json parse_json(const char* begin, const char* end, const std::string& invalid) {
+  int depth = 0;
+  bool in_string = false;
+  for (const char* p = begin; p < end; ++p) {
+    if (in_string) {
+      if (*p == '\\' && p + 1 < end) ++p;  // (an escaped quote does not end the string)
+      else if (*p == '"') in_string = false;
+    } else if (*p == '"') {
+      in_string = true;
+    } else if (*p == '[' || *p == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw Error(invalid + " (nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
+                    std::to_string(p - begin) + ")");
+    } else if (*p == ']' || *p == '}') {
+      --depth;
+    }
+  }
+  try {
+    return nlohmann::json::parse(begin, end);
+  } catch (const nlohmann::json::parse_error& e) {  // (its what() quotes the text: not used)
+    throw Error(invalid + " (syntax error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(invalid + " (error " + std::to_string(e.id) + ")");
+  }
+}
+
+namespace {
+// What a JSON value is, for messages: never the value itself (the file may not be what it claims).
+std::string describe(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::string: return "a string";
+    case nlohmann::json::value_t::number_float: return "a non-integer number";
+    case nlohmann::json::value_t::number_integer: case nlohmann::json::value_t::number_unsigned: return "an integer";
+    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::array: return "a list";
+    case nlohmann::json::value_t::object: return "an object";
+    case nlohmann::json::value_t::null: return "null";
+    default: return "another type";
+  }
+}
+}  // namespace
+
+std::string read_json_file(const std::filesystem::path& file) {
+  constexpr uint64_t kMaxBytes = 64ull << 20;
+  std::error_code ec;
+  const auto status = std::filesystem::status(file, ec);
+  if (ec || !std::filesystem::exists(status)) throw Error(file.string() + ": cannot open");
+  if (!std::filesystem::is_regular_file(status)) throw Error(file.string() + ": not a regular file");
+  const uint64_t size = std::filesystem::file_size(file, ec);
+  if (ec) throw Error(file.string() + ": cannot open");
+  if (size > kMaxBytes) throw Error(file.string() + ": too large for a JSON file (" + std::to_string(size) + " bytes; at most 64 MB)");
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(file.string() + ": cannot open (a model folder needs a config.json)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), file.string());
+  if (!in) throw Error(file.string() + ": cannot open");
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+Config Config::load(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
+    throw Error(file.string() + ": cannot open (a model folder needs a config.json)");
+  return parse(read_json_file(file), file.string());
 }
 
 Config Config::parse(const std::string& json_text, const std::string& source) {
   auto impl = std::make_shared<Impl>();
-  try {
-    impl->json = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(source + ": invalid JSON: " + e.what());
-  }
+  impl->json = parse_json(json_text.data(), json_text.data() + json_text.size(), source + ": invalid JSON");
   if (!impl->json.is_object()) throw Error(source + ": expected a JSON object at the top level");
   Config c;
   c.impl_ = impl;
@@ -47,40 +101,43 @@ bool Config::has(const std::string& key) const {
 std::optional<int64_t> Config::get_int(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) fail(key, "is too large");
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
-  fail(key, "must be an integer, got " + v.dump());
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+  }
+  fail(key, "must be an integer, got " + describe(v));
 }
 
 std::optional<double> Config::get_double(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
   if (v.is_number()) return v.get<double>();
-  fail(key, "must be a number, got " + v.dump());
+  fail(key, "must be a number, got " + describe(v));
 }
 
 std::optional<bool> Config::get_bool(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
   if (v.is_boolean()) return v.get<bool>();
-  fail(key, "must be true or false, got " + v.dump());
+  fail(key, "must be true or false, got " + describe(v));
 }
 
 std::optional<std::string> Config::get_string(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
   if (v.is_string()) return v.get<std::string>();
-  fail(key, "must be a string, got " + v.dump());
+  fail(key, "must be a string, got " + describe(v));
 }
 
 std::vector<std::string> Config::get_strings(const std::string& key) const {
   std::vector<std::string> out;
   if (!has(key)) return out;
   const auto& v = impl_->json.at(key);
-  if (!v.is_array()) fail(key, "must be a list of strings, got " + v.dump());
+  if (!v.is_array()) fail(key, "must be a list of strings, got " + describe(v));
   for (const auto& e : v) {
-    if (!e.is_string()) fail(key, "must be a list of strings, got " + v.dump());
+    if (!e.is_string()) fail(key, "must be a list of strings, got a list holding " + describe(e));
     out.push_back(e.get<std::string>());
   }
   return out;
@@ -89,15 +146,18 @@ std::vector<std::string> Config::get_strings(const std::string& key) const {
 size_t Config::object_size(const std::string& key) const {
   if (!has(key)) return 0;
   const auto& v = impl_->json.at(key);
-  if (!v.is_object()) fail(key, "must be an object, got " + v.dump());
+  if (!v.is_object()) fail(key, "must be an object, got " + describe(v));
   return v.size();
 }
 
 std::optional<Config> Config::get_object(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
-  if (!v.is_object()) fail(key, "must be an object, got " + v.dump());
-  return parse(v.dump(), source_ + " (" + key + ")");
+  if (!v.is_object()) fail(key, "must be an object, got " + describe(v));
+  Config c;  // (a copy, not dump + parse: the depth was checked when the file was parsed)
+  c.impl_ = std::make_shared<Impl>(Impl{v});
+  c.source_ = source_ + " (" + key + ")";
+  return c;
 }
 
 int64_t Config::require_int(const std::string& key) const {

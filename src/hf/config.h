@@ -7,7 +7,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace hf2onnx::hf {
+
+// Parses JSON from an untrusted file (config.json, a safetensors header, a shard index). Nesting is
+// capped at kMaxJsonDepth levels, checked before parsing, so that nothing later recurses out of stack
+// (copy, dump, destruction). On failure throws an Error "<invalid> (<why>)", which never quotes the text.
+constexpr int kMaxJsonDepth = 64;
+nlohmann::json parse_json(const char* begin, const char* end, const std::string& invalid);
+// Reads a small text file (config.json, a shard index): a regular file of at most 64 MB, so that a
+// symlink to /dev/zero, a FIFO or a huge file is an error rather than a hang or an allocation.
+std::string read_json_file(const std::filesystem::path& file);
 
 class Config {
  public:

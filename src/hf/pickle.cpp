@@ -34,10 +34,29 @@ struct Arena {
   }
 };
 
+// Limits that keep memory proportional to the input: a pickle is a program, and a few bytes of it can
+// ask for a lot of memory (4 MB of None opcodes once took 1.3 GB). Real torch pickles stay far below
+// these: the pickler batches APPENDS/SETITEMS by 1000, so the stack holds a few thousand items, and the
+// objects of a state dict take about 30 times the bytes of its pickle.
+constexpr size_t kMaxStack = size_t(1) << 17;   // stack entries
+constexpr size_t kMaxMarks = size_t(1) << 12;   // open MARKs (nesting)
+constexpr uint64_t kBudgetPerByte = 64;         // bytes of memory per byte of input ...
+constexpr uint64_t kBudgetBase = 64ull << 20;   // ... plus this much for small pickles
+constexpr uint64_t kObjectCost = sizeof(Object) + 64;  // + control block, arena slot, allocator overhead
+constexpr uint64_t kMemoEntryCost = 64;                // a hash node and its bucket
+
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, const PersistentLoad& pl, const std::string& source)
-      : p_(data), size_(size), persistent_load_(pl), source_(source) {}
+      : p_(data), size_(size), persistent_load_(pl), source_(source),
+        budget_(kBudgetBase + kBudgetPerByte * static_cast<uint64_t>(size)) {
+    // None, True, False and () are immutable here: one shared object each, as in Python.
+    none_ = make(Kind::None);
+    true_ = make(Kind::Bool);
+    true_->b = true;
+    false_ = make(Kind::Bool);
+    empty_tuple_ = make(Kind::Tuple);
+  }
 
   Result run() {
     while (true) {
@@ -47,6 +66,7 @@ class Unpickler {
         r.value = pop();
         r.end = pos_;
         r.arena = arena_;
+        r.memory = used_;
         return r;
       }
       step(op);
@@ -84,13 +104,24 @@ class Unpickler {
     }
   }
 
+  // Counts memory the pickle makes us hold; fails once it is out of proportion to the input.
+  void charge(uint64_t bytes) {
+    used_ += bytes;
+    if (used_ > budget_)
+      fail("the pickle would need more than " + std::to_string(budget_ >> 20) + " MB of memory for " +
+           std::to_string(size_) + " bytes of input (an amplification pickle?)");
+  }
   Ref make(Kind k) {
+    charge(kObjectCost);
     auto o = std::make_shared<Object>();
     o->kind = k;
     arena_->objects.push_back(o);
     return o;
   }
-  void push(Ref r) { stack_.push_back(std::move(r)); }
+  void push(Ref r) {
+    if (stack_.size() >= kMaxStack) fail("stack deeper than " + std::to_string(kMaxStack) + " entries");
+    stack_.push_back(std::move(r));
+  }
   Ref pop() {
     if (stack_.size() <= mark_floor()) fail("stack underflow");
     Ref r = std::move(stack_.back());
@@ -111,19 +142,36 @@ class Unpickler {
     return items;
   }
   Ref tuple(std::vector<Ref> items) {
+    if (items.empty()) return empty_tuple_;
+    charge(items.size() * sizeof(Ref));
     Ref t = make(Kind::Tuple);
     t->items = std::move(items);
     return t;
   }
   Ref integer(int64_t v) {
+    if (v >= 0 && v < 256) {  // small ints (BININT1) are shared, as in Python
+      Ref& cached = small_ints_[v];
+      if (!cached) {
+        cached = make(Kind::Int);
+        cached->i = v;
+      }
+      return cached;
+    }
     Ref r = make(Kind::Int);
     r->i = v;
     return r;
   }
   Ref string(Kind k, std::string s) {
+    charge(s.size());
     Ref r = make(k);
     r->s = std::move(s);
     return r;
+  }
+  void memo_put(uint64_t idx) {
+    const Ref& value = top();
+    auto [it, inserted] = memo_.try_emplace(idx, value);
+    if (inserted) charge(kMemoEntryCost);
+    else it->second = value;
   }
   Ref memo_get(uint64_t idx) {
     auto it = memo_.find(idx);
@@ -136,14 +184,15 @@ class Unpickler {
     bool allowed = storage_types().count(full) > 0;
     for (const char* c : kCallables) allowed = allowed || full == c;
     if (!allowed)
-      throw Error(source_ + ": refusing to load: the pickle references the global '" + full +
-                  "', which is not a tensor-rebuild global (only OrderedDict, torch._utils._rebuild_* and "
+      throw Error(source_ + ": refusing to load: the pickle references the global " + quote_name(full) +
+                  ", which is not a tensor-rebuild global (only OrderedDict, torch._utils._rebuild_* and "
                   "torch.*Storage are allowed)");
     return string(Kind::Global, full);
   }
 
   static std::vector<int64_t> int_tuple(const Ref& r, const char* what, Unpickler& u) {
     if (r->kind != Kind::Tuple && r->kind != Kind::List) u.fail(std::string(what) + " must be a tuple");
+    u.charge(r->items.size() * sizeof(int64_t));  // a shared tuple can be copied into many tensors
     std::vector<int64_t> v;
     for (const auto& e : r->items) {
       if (e->kind != Kind::Int) u.fail(std::string(what) + " must hold integers");
@@ -185,12 +234,16 @@ class Unpickler {
     switch (op) {
       case 0x80: { uint8_t proto = read_u8(); if (proto > 5) fail("pickle protocol " + std::to_string(proto)); break; }  // PROTO
       case 0x95: take(8); break;  // FRAME: framing is transparent for an in-memory reader
-      case '(': marks_.push_back(stack_.size()); break;  // MARK
+      case '(':  // MARK
+        if (marks_.size() >= kMaxMarks) fail("more than " + std::to_string(kMaxMarks) + " nested MARKs");
+        marks_.push_back(stack_.size());
+        break;
       case '0': pop(); break;                              // POP
       case '1': pop_to_mark(); break;                      // POP_MARK
       case '2': push(top()); break;                        // DUP
-      case 'N': push(make(Kind::None)); break;
-      case 0x88: case 0x89: { Ref b = make(Kind::Bool); b->b = op == 0x88; push(b); break; }  // NEWTRUE/NEWFALSE
+      case 'N': push(none_); break;
+      case 0x88: push(true_); break;   // NEWTRUE
+      case 0x89: push(false_); break;  // NEWFALSE
       case 'J': push(integer(static_cast<int32_t>(read_le(4)))); break;  // BININT
       case 'K': push(integer(read_u8())); break;                          // BININT1
       case 'M': push(integer(static_cast<int64_t>(read_le(2)))); break;  // BININT2
@@ -223,18 +276,19 @@ class Unpickler {
       case 'U': push(string(Kind::Bytes, read_str(read_u8()))); break;    // SHORT_BINSTRING
       case 'B': push(string(Kind::Bytes, read_str(read_le(4)))); break;   // BINBYTES
       case 'C': push(string(Kind::Bytes, read_str(read_u8()))); break;    // SHORT_BINBYTES
-      case ')': push(tuple({})); break;                                   // EMPTY_TUPLE
+      case ')': push(empty_tuple_); break;                                // EMPTY_TUPLE
       case 't': push(tuple(pop_to_mark())); break;                        // TUPLE
       case 0x85: { Ref a = pop(); push(tuple({a})); break; }              // TUPLE1
       case 0x86: { Ref b = pop(), a = pop(); push(tuple({a, b})); break; }                 // TUPLE2
       case 0x87: { Ref c = pop(), b = pop(), a = pop(); push(tuple({a, b, c})); break; }   // TUPLE3
       case ']': push(make(Kind::List)); break;                            // EMPTY_LIST
-      case 'l': { Ref l = make(Kind::List); l->items = pop_to_mark(); push(l); break; }  // LIST
-      case 'a': { Ref v = pop(); Ref& l = top(); if (l->kind != Kind::List) fail("APPEND to a non-list"); l->items.push_back(v); break; }
+      case 'l': { Ref l = make(Kind::List); l->items = pop_to_mark(); charge(2 * sizeof(Ref) * l->items.size()); push(l); break; }  // LIST
+      case 'a': { Ref v = pop(); Ref& l = top(); if (l->kind != Kind::List) fail("APPEND to a non-list"); charge(2 * sizeof(Ref)); l->items.push_back(v); break; }
       case 'e': {  // APPENDS
         auto items = pop_to_mark();
         Ref& l = top();
         if (l->kind != Kind::List) fail("APPENDS to a non-list");
+        charge(2 * sizeof(Ref) * items.size());
         for (auto& i : items) l->items.push_back(i);
         break;
       }
@@ -243,6 +297,7 @@ class Unpickler {
         auto items = pop_to_mark();
         if (items.size() % 2) fail("DICT with an odd number of items");
         Ref d = make(Kind::Dict);
+        charge(sizeof(Ref) * items.size() * 2);
         for (size_t i = 0; i < items.size(); i += 2) d->dict.emplace_back(items[i], items[i + 1]);
         push(d);
         break;
@@ -251,6 +306,7 @@ class Unpickler {
         Ref v = pop(), k = pop();
         Ref& d = top();
         if (d->kind != Kind::Dict) fail("SETITEM on a non-dict");
+        charge(4 * sizeof(Ref));
         d->dict.emplace_back(k, v);
         break;
       }
@@ -259,6 +315,7 @@ class Unpickler {
         if (items.size() % 2) fail("SETITEMS with an odd number of items");
         Ref& d = top();
         if (d->kind != Kind::Dict) fail("SETITEMS on a non-dict");
+        charge(sizeof(Ref) * items.size() * 2);
         for (size_t i = 0; i < items.size(); i += 2) d->dict.emplace_back(items[i], items[i + 1]);
         break;
       }
@@ -287,14 +344,15 @@ class Unpickler {
         if (k != Kind::Dict && k != Kind::Tensor) fail("BUILD on an unsupported object");
         break;
       }
-      case 'q': memo_[read_u8()] = top(); break;          // BINPUT
-      case 'r': memo_[read_le(4)] = top(); break;         // LONG_BINPUT
-      case 0x94: memo_[memo_.size()] = top(); break;      // MEMOIZE
+      case 'q': memo_put(read_u8()); break;               // BINPUT
+      case 'r': memo_put(read_le(4)); break;              // LONG_BINPUT
+      case 0x94: memo_put(memo_.size()); break;           // MEMOIZE
       case 'h': push(memo_get(read_u8())); break;         // BINGET
       case 'j': push(memo_get(read_le(4))); break;        // LONG_BINGET
       case 'Q': {                                         // BINPERSID
         Ref pid = pop();
         if (!persistent_load_) fail("persistent id without a storage loader");
+        charge(kObjectCost);
         push(persistent_load_(pid));
         break;
       }
@@ -314,6 +372,8 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Ref> memo_;
   std::shared_ptr<Arena> arena_ = std::make_shared<Arena>();  // also cleared when a load fails
+  uint64_t budget_, used_ = 0;
+  Ref none_, true_, false_, empty_tuple_, small_ints_[256];
 };
 
 }  // namespace

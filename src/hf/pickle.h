@@ -47,6 +47,7 @@ struct Result {
   // Owns every object the pickle created; releasing it clears their children, so that a pickle whose
   // containers refer to themselves (memo + SETITEM) cannot leak. Keep the Result while using `value`.
   std::shared_ptr<void> arena;
+  uint64_t memory = 0;  // what the load charged to its memory budget (64 MB + 64 bytes per input byte)
 };
 
 // Parses one pickle starting at data[0]. `source` names the file in errors.

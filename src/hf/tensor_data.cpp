@@ -38,6 +38,8 @@ bool dtype_is_floating(DType t) {
 
 int64_t TensorData::numel() const {
   int64_t n = 1;
+  for (int64_t d : shape)
+    if (d == 0) return 0;  // (the readers check that the other dims' product fits)
   for (int64_t d : shape) n *= d;
   return n;
 }

@@ -18,25 +18,42 @@ struct StorageBytes {
   uint64_t size;
 };
 
-// Checks a tensor view against its storage and returns it as TensorData.
+// Checks a tensor view against its storage and returns it as TensorData. Everything here comes from
+// the file: sizes, strides and offsets are checked in bytes with overflow-checked arithmetic.
 TensorData make_tensor(const std::string& name, const pickle::Object& t, const StorageBytes& bytes,
                        const std::shared_ptr<const MappedFile>& file) {
   const std::string where = file->path().string();
-  auto bad = [&](const std::string& why) { return Error(where + ": corrupt checkpoint: tensor '" + name + "': " + why); };
+  auto bad = [&](const std::string& why) { return Error(where + ": corrupt checkpoint: tensor " + quote_name(name) + ": " + why); };
   const pickle::Object& s = *t.storage;
   const uint64_t es = dtype_size(s.storage_dtype);
-  if (s.storage_numel < 0 || static_cast<uint64_t>(s.storage_numel) > bytes.size / es)
-    throw bad("storage of " + std::to_string(s.storage_numel) + " elements is larger than its data (" +
-              std::to_string(bytes.size) + " bytes; truncated?)");
-  int64_t numel = 1, last = 0;
+  // The storage (or, in the legacy format, the view of its root storage) is
+  // [storage_view_offset, storage_view_offset + storage_numel) elements of the bytes.
+  uint64_t storage_end = 0, storage_end_bytes = 0;
+  if (s.storage_numel < 0 || s.storage_view_offset < 0) throw bad("negative storage size or view offset");
+  if (__builtin_add_overflow(static_cast<uint64_t>(s.storage_view_offset), static_cast<uint64_t>(s.storage_numel),
+                             &storage_end) ||
+      __builtin_mul_overflow(storage_end, es, &storage_end_bytes) || storage_end_bytes > bytes.size)
+    throw bad(s.storage_view_offset ? "storage view (offset " + std::to_string(s.storage_view_offset) + ", " +
+                                          std::to_string(s.storage_numel) + " elements) reaches outside its storage (" +
+                                          std::to_string(bytes.size) + " bytes)"
+                                    : "storage of " + std::to_string(s.storage_numel) +
+                                          " elements is larger than its data (" + std::to_string(bytes.size) +
+                                          " bytes; truncated?)");
+  // The tensor: elements offset + sum(i_d * stride_d), i_d < shape_d, all inside the storage.
+  // Zero dims count as 1 in the size check, so that contiguous strides of the shape cannot wrap either.
+  uint64_t numel = 1, last = 0, bytes_nonzero = es;
   for (size_t d = 0; d < t.shape.size(); ++d) {
     if (t.shape[d] < 0 || t.strides[d] < 0) throw bad("negative size or stride");
-    if (t.shape[d] > (int64_t(1) << 40) || t.strides[d] > (int64_t(1) << 40)) throw bad("implausible size or stride");
-    numel *= t.shape[d];
-    last += (t.shape[d] - 1) * t.strides[d];
+    const uint64_t n = static_cast<uint64_t>(t.shape[d]), st = static_cast<uint64_t>(t.strides[d]);
+    uint64_t span = 0;
+    if (__builtin_mul_overflow(bytes_nonzero, n ? n : 1, &bytes_nonzero) || bytes_nonzero > uint64_t(INT64_MAX) ||
+        (n > 0 && __builtin_mul_overflow(n - 1, st, &span)) || __builtin_add_overflow(last, span, &last))
+      throw bad("size " + shape_str(t.shape) + " or stride " + shape_str(t.strides) + " overflows");
+    numel *= n;
   }
-  int64_t begin = s.storage_view_offset + t.offset;
-  if (t.offset < 0 || (numel > 0 && begin + last >= s.storage_view_offset + s.storage_numel))
+  uint64_t end = 0;  // one past the last element, relative to the storage
+  if (t.offset < 0 || __builtin_add_overflow(static_cast<uint64_t>(t.offset), numel ? last : 0, &end) ||
+      __builtin_add_overflow(end, numel ? 1 : 0, &end) || end > static_cast<uint64_t>(s.storage_numel))
     throw bad("view (offset " + std::to_string(t.offset) + ", size " + shape_str(t.shape) + ", stride " +
               shape_str(t.strides) + ") reaches outside its storage of " + std::to_string(s.storage_numel) +
               " elements");
@@ -44,7 +61,7 @@ TensorData make_tensor(const std::string& name, const pickle::Object& t, const S
   out.dtype = s.storage_dtype;
   out.shape = t.shape;
   out.strides = t.strides;
-  out.data = bytes.data + begin * es;
+  out.data = bytes.data + (static_cast<uint64_t>(s.storage_view_offset) + static_cast<uint64_t>(t.offset)) * es;
   out.owner = file;
   out.source = where;
   return out;
@@ -59,7 +76,7 @@ std::map<std::string, TensorData> collect(const Ref& root, const std::shared_ptr
   std::map<std::string, TensorData> out;
   for (const auto& [k, v] : root->dict) {
     if (k->kind != Kind::Str) throw Error(where + ": state dict has a non-string key");
-    if (v->kind != Kind::Tensor) throw Error(where + ": state dict entry '" + k->s + "' is not a tensor");
+    if (v->kind != Kind::Tensor) throw Error(where + ": state dict entry " + quote_name(k->s) + " is not a tensor");
     out[k->s] = make_tensor(k->s, *v, resolve(*v->storage), file);
   }
   return out;
@@ -99,7 +116,7 @@ std::map<std::string, TensorData> read_zip(const std::shared_ptr<const MappedFil
   const Ref& root = loaded.value;
   return collect(root, file, [&](const pickle::Object& s) {
     const ZipEntry* e = zip.find(prefix + "/data/" + s.storage_key);
-    if (!e) throw Error(where + ": corrupt checkpoint: storage '" + s.storage_key + "' is missing from the archive");
+    if (!e) throw Error(where + ": corrupt checkpoint: storage " + quote_name(s.storage_key) + " is missing from the archive");
     return StorageBytes{e->data, e->size};
   });
 }
@@ -116,11 +133,15 @@ std::map<std::string, TensorData> read_legacy(const std::shared_ptr<const Mapped
     pos += loaded.back().end;
     return loaded.back().value;
   };
-  Ref magic = next(nullptr);
-  static const uint8_t kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};  // 0x1950a86a20f9469cfc6c
-  if (magic->kind != Kind::BigInt || magic->s.size() != sizeof kMagic ||
-      std::memcmp(magic->s.data(), kMagic, sizeof kMagic) != 0)
+  // The magic number's pickle is checked byte by byte before anything is parsed: a file that is not a
+  // checkpoint never reaches the unpickler (and its contents never reach an error message).
+  static const uint8_t kMagic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+                                   0x20, 0x6a, 0xa8, 0x50, 0x19, '.'};  // LONG1 0x1950a86a20f9469cfc6c, STOP
+  if (size >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) pos = 2;  // PROTO
+  if (pos == 2 && size >= 11 && p[2] == 0x95) pos = 11;                // FRAME (protocol 4+)
+  if (size - pos < sizeof kMagic || std::memcmp(p + pos, kMagic, sizeof kMagic) != 0)
     throw Error(where + ": not a torch checkpoint (neither a zip archive nor the legacy format's magic number)");
+  pos += sizeof kMagic;
   Ref protocol = next(nullptr);
   if (protocol->kind != Kind::Int || protocol->i != 1001)
     throw Error(where + ": unsupported legacy torch protocol version");
@@ -157,12 +178,12 @@ std::map<std::string, TensorData> read_legacy(const std::shared_ptr<const Mapped
     if (count < 0 || count > (int64_t(1) << 40)) throw Error(where + ": corrupt checkpoint: implausible storage size");
     auto es = element_size.find(k->s);
     uint64_t bytes = static_cast<uint64_t>(count) * (es == element_size.end() ? 1 : es->second);
-    storages[k->s] = StorageBytes{file->range(pos, bytes, ("storage '" + k->s + "'").c_str()), bytes};
+    storages[k->s] = StorageBytes{file->range(pos, bytes, ("storage " + quote_name(k->s)).c_str()), bytes};
     pos += bytes;
   }
   return collect(root, file, [&](const pickle::Object& s) {
     auto it = storages.find(s.storage_key);
-    if (it == storages.end()) throw Error(where + ": corrupt checkpoint: storage '" + s.storage_key + "' has no data");
+    if (it == storages.end()) throw Error(where + ": corrupt checkpoint: storage " + quote_name(s.storage_key) + " has no data");
     return it->second;
   });
 }

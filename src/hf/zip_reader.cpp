@@ -59,12 +59,12 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
     const uint8_t* x = h + 46 + name_len;
     for (uint32_t xp = 0; xp + 4 <= extra_len;) {
       uint16_t id = u16(x + xp), len = u16(x + xp + 2);
-      if (xp + 4 + len > extra_len) throw corrupt("extra field of '" + name + "' is truncated");
+      if (xp + 4 + len > extra_len) throw corrupt("extra field of " + quote_name(name) + " is truncated");
       if (id == 0x0001) {
         const uint8_t* v = x + xp + 4;
         uint32_t used = 0;
         auto next = [&]() {
-          if (used + 8 > len) throw corrupt("zip64 field of '" + name + "' is truncated");
+          if (used + 8 > len) throw corrupt("zip64 field of " + quote_name(name) + " is truncated");
           uint64_t r = u64(v + used);
           used += 8;
           return r;
@@ -77,14 +77,14 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
     }
     pos += 46 + name_len + extra_len + comment_len;
     if (method != 0)
-      throw corrupt("entry '" + name + "' is compressed (method " + std::to_string(method) +
+      throw corrupt("entry " + quote_name(name) + " is compressed (method " + std::to_string(method) +
                     "); torch checkpoints store entries uncompressed");
-    if (comp_size != size) throw corrupt("entry '" + name + "' has inconsistent sizes");
+    if (comp_size != size) throw corrupt("entry " + quote_name(name) + " has inconsistent sizes");
     const uint8_t* lh = f.range(local, 30, "local file header");
-    if (u32(lh) != kLocalSig) throw corrupt("bad local header signature for '" + name + "'");
+    if (u32(lh) != kLocalSig) throw corrupt("bad local header signature for " + quote_name(name));
     uint64_t data_offset = local + 30 + u16(lh + 26) + u16(lh + 28);
     ZipEntry entry;
-    entry.data = f.range(data_offset, size, ("data of zip entry '" + name + "'").c_str());
+    entry.data = f.range(data_offset, size, ("data of zip entry " + quote_name(name)).c_str());
     entry.size = size;
     entries_[name] = entry;
   }

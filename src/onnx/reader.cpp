@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "common/mapped_file.h"
 #include "hf2onnx/error.h"
@@ -69,6 +70,44 @@ class WireReader {
 
 void append(std::string& out, const Field& f) { out.append(reinterpret_cast<const char*>(f.begin), f.end - f.begin); }
 
+// Bytes per element of the types whose bytes the reader handles; 0 for the others (strings, ...).
+uint64_t type_size_or_0(int32_t t) {
+  switch (t) {
+    case onnx::TensorProto::FLOAT: case onnx::TensorProto::INT32: case onnx::TensorProto::UINT32:
+    case onnx::TensorProto::DOUBLE: case onnx::TensorProto::INT64: case onnx::TensorProto::UINT64:
+    case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16: case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL:
+      return onnx_type_size(t);
+  }
+  return 0;
+}
+
+// How many values the typed field of the tensor's data type holds (-1: no typed field handled here).
+int64_t typed_values(const onnx::TensorProto& t) {
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT: return t.float_data_size();
+    case onnx::TensorProto::DOUBLE: return t.double_data_size();
+    case onnx::TensorProto::INT64: return t.int64_data_size();
+    case onnx::TensorProto::INT32: case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL: case onnx::TensorProto::INT16: case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16:
+      return t.int32_data_size();
+  }
+  return -1;
+}
+
+// A decimal number from external_data (offset, length): digits only, no overflow.
+std::optional<uint64_t> parse_u64(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9' || __builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, uint64_t(c - '0'), &v))
+      return std::nullopt;
+  }
+  return v;
+}
+
 }  // namespace
 
 int64_t LazyTensor::numel() const {
@@ -80,50 +119,47 @@ int64_t LazyTensor::numel() const {
 TensorBytes LazyTensor::bytes() const {
   if (data || header.data_location() == onnx::TensorProto::EXTERNAL) return TensorBytes{data, size, keep};
   // Typed fields: convert to the raw layout.
+  // The count is checked before allocating: dims are the file's claim, the values are what it holds
+  // (read_onnx_lazy checks it too; this covers tensors built in memory).
   const uint64_t n = static_cast<uint64_t>(numel());
+  const int64_t have = typed_values(header);
+  if (have < 0) throw Error("initializer " + quote_name(name()) + " has an unsupported data type");
+  if (static_cast<uint64_t>(have) != n)
+    throw Error("initializer " + quote_name(name()) + " holds " + std::to_string(have) + " values for " + std::to_string(n) +
+                " elements");
   auto buf = std::make_shared<std::vector<uint8_t>>(n * onnx_type_size(header.data_type()));
   auto put = [&](auto value, size_t i) { std::memcpy(buf->data() + i * sizeof(value), &value, sizeof(value)); };
-  auto check = [&](int64_t have) {
-    if (static_cast<uint64_t>(have) != n)
-      throw Error("initializer '" + name() + "' holds " + std::to_string(have) + " values for " + std::to_string(n) + " elements");
-  };
   switch (header.data_type()) {
     case onnx::TensorProto::FLOAT:
-      check(header.float_data_size());
       for (uint64_t i = 0; i < n; ++i) put(header.float_data(static_cast<int>(i)), i);
       break;
     case onnx::TensorProto::DOUBLE:
-      check(header.double_data_size());
       for (uint64_t i = 0; i < n; ++i) put(header.double_data(static_cast<int>(i)), i);
       break;
     case onnx::TensorProto::INT64:
-      check(header.int64_data_size());
       for (uint64_t i = 0; i < n; ++i) put(header.int64_data(static_cast<int>(i)), i);
       break;
     case onnx::TensorProto::INT32:
-      check(header.int32_data_size());
       for (uint64_t i = 0; i < n; ++i) put(header.int32_data(static_cast<int>(i)), i);
       break;
     case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: case onnx::TensorProto::BOOL:
-      check(header.int32_data_size());
       for (uint64_t i = 0; i < n; ++i) put(static_cast<uint8_t>(header.int32_data(static_cast<int>(i))), i);
       break;
     case onnx::TensorProto::INT16: case onnx::TensorProto::UINT16: case onnx::TensorProto::FLOAT16:
     case onnx::TensorProto::BFLOAT16:
-      check(header.int32_data_size());
       for (uint64_t i = 0; i < n; ++i) put(static_cast<uint16_t>(header.int32_data(static_cast<int>(i))), i);
       break;
     default:
-      throw Error("initializer '" + name() + "' has an unsupported data type");
+      throw Error("initializer " + quote_name(name()) + " has an unsupported data type");
   }
   return TensorBytes{buf->data(), buf->size(), buf};
 }
 
 std::vector<float> LazyTensor::floats() const {
-  if (header.data_type() != onnx::TensorProto::FLOAT) throw Error("initializer '" + name() + "' is not float");
+  if (header.data_type() != onnx::TensorProto::FLOAT) throw Error("initializer " + quote_name(name()) + " is not float");
   TensorBytes b = bytes();
   std::vector<float> out(b.size / 4);
-  std::memcpy(out.data(), b.data, b.size);
+  if (b.size) std::memcpy(out.data(), b.data, b.size);  // (an empty tensor may have no data pointer at all)
   return out;
 }
 
@@ -184,29 +220,52 @@ LazyModel read_onnx_lazy(const fs::path& path) {
         }
       }
       if (!t.header.ParseFromString(header)) throw Error(where + ": not a valid ONNX model (bad initializer)");
+      // Dims are a claim of the file: checked (non-negative, size in bytes without overflow) before
+      // anything is sized from them, and against the bytes or values actually present.
+      auto bad = [&](const std::string& why) { return Error(where + ": initializer " + quote_name(t.name()) + " " + why); };
+      const uint64_t es = type_size_or_0(t.header.data_type());
+      uint64_t nbytes = es ? es : 1;
+      bool empty = false;
+      for (int64_t d : t.header.dims()) {
+        if (d < 0) throw bad("has a negative dimension " + std::to_string(d));
+        if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(d ? d : 1), &nbytes) || nbytes > uint64_t(INT64_MAX))
+          throw bad("has a shape whose size overflows");
+        empty = empty || d == 0;
+      }
+      if (empty) nbytes = 0;
+      if (!t.data && t.header.data_location() != onnx::TensorProto::EXTERNAL && es) {
+        const int64_t have = typed_values(t.header);
+        if (have >= 0 && static_cast<uint64_t>(have) != nbytes / es)
+          throw bad("holds " + std::to_string(have) + " values for " + std::to_string(nbytes / es) + " elements");
+      }
       if (t.header.data_location() == onnx::TensorProto::EXTERNAL) {
         std::string location;
         uint64_t offset = 0, length = 0;
         bool has_length = false;
         for (const auto& kv : t.header.external_data()) {
           if (kv.key() == "location") location = kv.value();
-          if (kv.key() == "offset") offset = std::stoull(kv.value());
-          if (kv.key() == "length") { length = std::stoull(kv.value()); has_length = true; }
+          if (kv.key() != "offset" && kv.key() != "length") continue;
+          auto v = parse_u64(kv.value());
+          if (!v) throw bad("has an invalid external data " + kv.key() + " (not a non-negative integer)");
+          if (kv.key() == "offset") offset = *v;
+          else { length = *v; has_length = true; }
         }
         fs::path data_path = fs::path(location).lexically_normal();
         if (location.empty() || data_path.is_absolute() || *data_path.begin() == "..")
-          throw Error(where + ": initializer '" + t.name() + "' has an invalid external data location '" + location + "'");
+          throw Error(where + ": initializer " + quote_name(t.name()) + " has an invalid external data location " + quote_name(location));
         auto& ext = external_files[location];
         if (!ext) ext = MappedFile::open(path.parent_path() / data_path);
-        if (!has_length) length = static_cast<uint64_t>(t.numel()) * onnx_type_size(t.header.data_type());
-        t.data = ext->range(offset, length, ("external data of '" + t.name() + "'").c_str());
+        if (!es) throw bad("has external data of an unsupported data type " + std::to_string(t.header.data_type()));
+        if (!has_length) length = nbytes;
+        t.data = ext->range(offset, length, ("external data of " + quote_name(t.name())).c_str());
         t.size = length;
         t.keep = ext;
         t.header.clear_external_data();
         t.header.clear_data_location();
       }
-      if (t.data && t.size != static_cast<uint64_t>(t.numel()) * onnx_type_size(t.header.data_type()))
-        throw Error(where + ": initializer '" + t.name() + "' has " + std::to_string(t.size) + " bytes for its shape");
+      if (t.data && (!es || t.size != nbytes))
+        throw bad(es ? "has " + std::to_string(t.size) + " bytes for its shape (" + std::to_string(nbytes) + " needed)"
+                     : "has raw data of an unsupported data type " + std::to_string(t.header.data_type()));
       out.initializers.push_back(std::move(t));
     }
   }
