@@ -23,7 +23,7 @@ torch::Tensor to_float_tensor(const hf::TensorData& t) {
 namespace {
 std::string join_some(const std::vector<std::string>& v, size_t limit = 5) {
   std::string s;
-  for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? ", " : "") + ("'" + v[i] + "'");
+  for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? ", " : "") + quote_name(v[i]);
   if (v.size() > limit) s += " and " + std::to_string(v.size() - limit) + " more";
   return s;
 }
@@ -53,7 +53,7 @@ LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, co
       continue;
     }
     if (found->shape != param.sizes().vec()) {
-      wrong_shape.push_back("tensor '" + key + "' has wrong shape: the model expects " + hf::shape_str(param.sizes().vec()) +
+      wrong_shape.push_back("tensor " + quote_name(key) + " has wrong shape: the model expects " + hf::shape_str(param.sizes().vec()) +
                             ", the checkpoint has " + hf::shape_str(found->shape));
       continue;
     }
