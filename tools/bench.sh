@@ -39,7 +39,7 @@ lat() { node tools/bench_ort.mjs "$1" 128 "$2" "$fp32" "$work/int8.onnx" "$work/
           "$work/int8_avx2.onnx" --threads 1; }
 { read fp32_1 fp32_1m; read int8_1 int8_1m; read pc_1 pc_1m; read vnni_1 vnni_1m; read avx2_1 avx2_1m; } <<<"$(lat 1 30)"
 { read fp32_4 fp32_4m; read int8_4 int8_4m; read pc_4 pc_4m; read vnni_4 vnni_4m; read avx2_4 avx2_4m; } <<<"$(lat 4 10)"
-vnni_flag=$(grep -qwE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo && echo "with VNNI" || echo "without VNNI")
+vnni_flag=$(grep -qwE "avx512_vnni|avx_vnni|amx_int8" /proc/cpuinfo && echo "with VNNI" || echo "without VNNI")$(grep -qw amx_int8 /proc/cpuinfo && echo ", with AMX" || echo ", without AMX")
 x() { awk "BEGIN{printf \"%.1f\", $1/$2}"; }
 ort_version=$(node -e "console.log(require('./tools/node_modules/onnxruntime-node/package.json').version)")
 
@@ -74,7 +74,7 @@ best wall time and highest peak RSS of $runs runs each.
 | model_quantized.onnx / model.onnx | $(awk "BEGIN{printf \"%.1f\", $int8_bytes/1048576}") MB / $(awk "BEGIN{printf \"%.1f\", $onnx_bytes/1048576}") MB = ${size_ratio} | ≤ 0.27 |
 
 ONNX Runtime ${ort_version} (onnxruntime-node, CPU, 1 intra-op thread, all graph optimisations),
-\`tools/bench_ort.mjs\`, the three models timed round-robin in one process (30 rounds at batch 1, 10 at batch 4,
+\`tools/bench_ort.mjs\`, the five models timed round-robin in one process (30 rounds at batch 1, 10 at batch 4,
 after 3 warm-up runs), median / minimum latency; speed-ups are FP32 ÷ INT8 of the medians, then of the minima:
 
 | model | batch 1 × 128 | batch 4 × 128 |
