@@ -8,6 +8,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "common/npy.h"
+#include "hf2onnx/error.h"
 #include "verify/compare.h"
 #include "verify/ort_runner.h"
 
@@ -55,6 +56,16 @@ std::string run_tool(const std::string& script, const std::string& args, OrtCpu 
 // A decoder's first-step inputs: the files of `ref_dir` plus empty past_key_values.{i}.key/value
 // [batch, kv_heads, 0, head_dim] for `layers` layers, in `out_dir`.
 void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim);
+// Runs fn and returns the hf2onnx::Error message ("" when nothing was thrown).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 // Copies a models/ fixture into a temporary folder for tests that alter it.
 fs::path copy_fixture(const std::string& fixture, const std::string& tmp_name);
 }  // namespace hf2onnx::test

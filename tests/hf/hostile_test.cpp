@@ -23,15 +23,6 @@
 namespace hf2onnx::test {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 #define EXPECT_ERROR(msg, fragment) EXPECT_NE((msg).find(fragment), std::string::npos) << (msg)
 

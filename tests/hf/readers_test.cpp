@@ -26,16 +26,6 @@ std::vector<float> floats(const hf::TensorData& t) {
   return v;
 }
 
-// Runs fn and returns the Error message ("" when nothing was thrown).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Float16, HalfAndBfloat16ConvertExactly) {
   EXPECT_EQ(hf::half_to_float(0x3c00), 1.0f);
