@@ -4,8 +4,6 @@
 #include <fstream>
 #include <map>
 
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -75,9 +73,9 @@ std::string write_example_inputs(const ExportModel& model, const fs::path& dir) 
   return "example input (" + s + ")";
 }
 
-// INT8 against FP32 in ONNX Runtime on this machine, on the exporter's example input (staged files).
-Int8Check check_int8(const ExportModel& model, const fs::path& fp32, const fs::path& int8) {
-  const fs::path tmp = fs::temp_directory_path() / ("hf2onnx-int8-check." + std::to_string(getpid()));
+// INT8 against FP32 in ONNX Runtime on this machine, on the exporter's example input (staged files). Its
+// inputs and outputs live in `tmp` (inside the staging folder: removed with it on any failure or signal).
+Int8Check check_int8(const ExportModel& model, const fs::path& fp32, const fs::path& int8, const fs::path& tmp) {
   struct Cleanup {
     fs::path dir;
     ~Cleanup() {
@@ -206,7 +204,7 @@ ExportResult export_model(const ExportOptions& opt) {
   if (opt.quantize) {  // every exported model gets a _quantized twin, checked against it in ONNX Runtime
     quantized = quantize_onnx(out.stage("model.onnx"), out.stage("model_quantized.onnx"), *opt.quantize);
     Stopwatch check_sw;
-    int8_check = check_int8(*model, out.stage("model.onnx"), out.stage("model_quantized.onnx"));
+    int8_check = check_int8(*model, out.stage("model.onnx"), out.stage("model_quantized.onnx"), out.stage(".int8-check"));
     if (int8_check->measured)
       spdlog::info("model_quantized.onnx vs model.onnx in ONNX Runtime {} on this machine ({}; other CPUs give other "
                    "figures), {}: {} in {:.2f} s", int8_check->ort_version, int8_check->cpu, int8_check->input,

@@ -82,6 +82,19 @@ TEST(OutputDir, AnEarlierExportIsReplacedAsAWholeAndUserFilesStay) {
   EXPECT_TRUE(fs::exists(out.parent_path() / "o" / "last_hidden_state.npy"));
 }
 
+// The same replacement where the file system cannot exchange two folders in one rename.
+TEST(OutputDir, ReplacementWithoutRenameExchange) {
+  const fs::path out = temp_dir("replace_two_renames") / "out";
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(out) + " --quantize").exit_code, 0);
+  write_file(out / "README.md", "my notes");
+  setenv("HF2ONNX_TEST_NO_RENAME_EXCHANGE", "1", 1);
+  auto r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out));
+  unsetenv("HF2ONNX_TEST_NO_RENAME_EXCHANGE");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "model.onnx"}));
+  EXPECT_FALSE(has_staging(out.parent_path()));
+}
+
 TEST(OutputDir, AFailureWhileWritingLeavesTheOldExportUntouched) {
   const fs::path out = temp_dir("fail_write") / "out";
   ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(out) + " --quantize").exit_code, 0);
