@@ -90,6 +90,12 @@ bool process_alive(long pid) { return pid > 0 && (kill(static_cast<pid_t>(pid), 
 
 std::string pid_suffix() { return ".hf2onnx-tmp." + std::to_string(getpid()); }
 
+// Staging folders, old folders set aside and temporary side files: ".<name>.hf2onnx-tmp.<pid>" and the like.
+const std::regex& staging_name() {
+  static const std::regex kStaging("^\\..*hf2onnx-(tmp|old)\\.([0-9]{1,9})$");
+  return kStaging;
+}
+
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
@@ -97,14 +103,13 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }  // namespace
 
 void OutputDir::sweep_stale(const fs::path& dir) {
-  static const std::regex kStaging("^\\..*hf2onnx-(tmp|old)\\.([0-9]{1,9})$");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return;
   std::vector<fs::path> stale;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::smatch m;
     const std::string name = it->path().filename().string();
-    if (std::regex_match(name, m, kStaging) && !process_alive(std::stol(m[2].str()))) stale.push_back(it->path());
+    if (std::regex_match(name, m, staging_name()) && !process_alive(std::stol(m[2].str()))) stale.push_back(it->path());
   }
   for (const auto& p : stale) fs::remove_all(p, ec);
 }
@@ -214,7 +219,7 @@ void OutputDir::commit_folder() {
   for (const auto& e : fs::directory_iterator(final_dir_)) {
     const std::string name = e.path().filename().string();
     if (is_owned(name) || fs::exists(staging_ / name, ec)) continue;
-    if (std::regex_match(name, std::regex("^\\..*hf2onnx-(tmp|old)\\.[0-9]+$"))) continue;
+    if (std::regex_match(name, staging_name())) continue;
     if (e.is_directory(ec) && !e.is_symlink(ec)) {
       moved_dirs.push_back(e.path());
       continue;

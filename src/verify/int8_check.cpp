@@ -1,7 +1,5 @@
 #include "verify/int8_check.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 

@@ -69,8 +69,7 @@ int spawn(const std::vector<std::string>& argv, std::string& err) {
   char buf[4096];
   for (ssize_t n; (n = read(err_fd, buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
   close(err_fd);
-  // qemu-user warns about every CPU feature its TCG does not model; those lines are noise here.
-  err = std::regex_replace(err, std::regex("qemu-x86_64: warning:[^\n]*\n?"), "");
+  err = without_emulator_warnings(err);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -115,7 +114,12 @@ std::optional<OrtRunner> OrtRunner::find(std::string* why) {
   return std::nullopt;
 }
 
-void OrtRunner::run(const std::vector<OrtJob>& jobs, OrtCpu cpu) const {
+std::string without_emulator_warnings(const std::string& err) {
+  // qemu-user warns about every CPU feature its TCG does not model; those lines are noise here.
+  return std::regex_replace(err, std::regex("qemu-x86_64: warning:[^\n]*\n?"), "");
+}
+
+std::vector<std::string> OrtRunner::node_command(OrtCpu cpu) const {
   std::vector<std::string> argv;
   if (cpu == OrtCpu::EmulatedAvx2) {
     auto qemu = in_path("qemu-x86_64");
@@ -123,6 +127,11 @@ void OrtRunner::run(const std::vector<OrtJob>& jobs, OrtCpu cpu) const {
     argv = {qemu->string(), "-cpu", "Haswell"};
   }
   argv.push_back(node_.string());
+  return argv;
+}
+
+void OrtRunner::run(const std::vector<OrtJob>& jobs, OrtCpu cpu) const {
+  std::vector<std::string> argv = node_command(cpu);
   argv.push_back(script_.string());
   for (const auto& j : jobs) {
     argv.push_back(j.model.string());
@@ -144,16 +153,19 @@ std::string OrtRunner::version() const {
   }
 }
 
+namespace {
+bool has_vnni(const std::string& cpuinfo) {
+  return std::regex_search(cpuinfo, std::regex("\\b(avx512_vnni|avx_vnni|amx_int8)\\b"));
+}
+}  // namespace
+
 std::string cpu_summary() {
   const std::string info = read_text("/proc/cpuinfo");
   std::smatch m;
   std::string model = std::regex_search(info, m, std::regex("model name\\s*:\\s*([^\n]*)")) ? m[1].str() : "unknown CPU";
-  return model + (cpu_has_vnni() ? " (VNNI)" : " (no VNNI)");
+  return model + (has_vnni(info) ? " (VNNI)" : " (no VNNI)");
 }
 
-bool cpu_has_vnni() {
-  const std::string info = read_text("/proc/cpuinfo");
-  return std::regex_search(info, std::regex("\\b(avx512_vnni|avx_vnni|amx_int8)\\b"));
-}
+bool cpu_has_vnni() { return has_vnni(read_text("/proc/cpuinfo")); }
 
 }  // namespace hf2onnx

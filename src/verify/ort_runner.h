@@ -26,12 +26,18 @@ class OrtRunner {
   static std::optional<OrtRunner> find(std::string* why = nullptr);
   // Runs every job in one ONNX Runtime process (1 intra-op thread); throws an Error with its stderr.
   void run(const std::vector<OrtJob>& jobs, OrtCpu cpu = OrtCpu::Native) const;
+  // The command that runs a node script (ort_run.mjs or another tool beside it) on `cpu`:
+  // [qemu-x86_64 -cpu Haswell] node.
+  std::vector<std::string> node_command(OrtCpu cpu) const;
   const std::filesystem::path& script() const { return script_; }
   std::string version() const;  // of onnxruntime-node
 
  private:
   std::filesystem::path node_, script_;
 };
+
+// `err` without qemu-user's warnings about CPU features its emulator does not model.
+std::string without_emulator_warnings(const std::string& err);
 
 // One line about this machine's CPU for logs and reports: model name and whether it has VNNI.
 std::string cpu_summary();

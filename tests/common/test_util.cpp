@@ -58,12 +58,16 @@ void run_ort(const fs::path& model, const fs::path& in_dir, const fs::path& out_
   run_ort(std::vector<OrtJob>{{model, in_dir, out_dir}}, cpu);
 }
 
-void run_ort(const std::vector<OrtJob>& jobs, OrtCpu cpu) {
-  std::string why;
+namespace {
+const OrtRunner& ort_runner() {
+  static std::string why;
   static const auto runner = OrtRunner::find(&why);
   if (!runner) throw std::runtime_error("ONNX Runtime not found: " + why);
-  runner->run(jobs, cpu);
+  return *runner;
 }
+}  // namespace
+
+void run_ort(const std::vector<OrtJob>& jobs, OrtCpu cpu) { ort_runner().run(jobs, cpu); }
 
 const char* cpu_name(OrtCpu cpu) { return cpu == OrtCpu::Native ? "native CPU" : "emulated AVX2 CPU"; }
 
@@ -79,9 +83,10 @@ onnx::ModelProto load_onnx(const fs::path& path) {
 }
 
 std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu) {
-  const std::string emulate = cpu == OrtCpu::EmulatedAvx2 ? "qemu-x86_64 -cpu Haswell $(command -v node) " : "node ";
-  auto r = run_shell(emulate + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
-  r.err = std::regex_replace(r.err, std::regex("qemu-x86_64: warning:[^\n]*\n?"), "");
+  std::string cmd;
+  for (const auto& word : ort_runner().node_command(cpu)) cmd += quote(word) + " ";
+  auto r = run_shell(cmd + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
+  r.err = without_emulator_warnings(r.err);
   if (r.exit_code != 0) throw std::runtime_error(script + " failed: " + r.err);
   return r.err;
 }
