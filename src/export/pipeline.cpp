@@ -11,6 +11,7 @@
 #include "common/npy.h"
 #include "export/lower_graph.h"
 #include "onnx/check.h"
+#include "onnx/merge_decoders.h"
 #include "onnx/writer.h"
 #include "onnx/output_dir.h"
 #include "export/trace.h"
@@ -54,7 +55,7 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
 }
 
 // The exporter's own example input (the second trace shape) as .npy files, one per model input.
-std::string write_example_inputs(const ExportModel& model, const fs::path& dir) {
+std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) {
   const DimSizes& dims = trace_shapes()[1];
   std::vector<torch::Tensor> tensors = model.example_inputs(dims);
   fs::create_directories(dir);
@@ -75,7 +76,7 @@ std::string write_example_inputs(const ExportModel& model, const fs::path& dir) 
 
 // INT8 against FP32 in ONNX Runtime on this machine, on the exporter's example input (staged files). Its
 // inputs and outputs live in `tmp` (inside the staging folder: removed with it on any failure or signal).
-Int8Check check_int8(const ExportModel& model, const fs::path& fp32, const fs::path& int8, const fs::path& tmp) {
+Int8Check check_int8(const ExportGraph& model, const fs::path& fp32, const fs::path& int8, const fs::path& tmp) {
   struct Cleanup {
     fs::path dir;
     ~Cleanup() {
@@ -172,46 +173,73 @@ ExportResult export_model(const ExportOptions& opt) {
     weights.push_back(item.value().data());
     item.value().set_data(torch::zeros({1}, item.value().options()).expand(item.value().sizes()));
   }
-  TracedGraph traced = trace_twice(model->forward, model->example_inputs(trace_shapes()[0]),
-                                   model->example_inputs(trace_shapes()[1]), params);
+  std::vector<TracedGraph> traced;
+  size_t aten_nodes = 0;
+  for (const ExportGraph& g : model->graphs) {
+    traced.push_back(with_context(graph_file_stem(g.kind), [&] {
+      return trace_twice(g.forward, g.example_inputs(trace_shapes()[0]), g.example_inputs(trace_shapes()[1]), params);
+    }));
+    aten_nodes += std::distance(traced.back().graph->nodes().begin(), traced.back().graph->nodes().end());
+  }
   for (size_t i = 0; i < params.size(); ++i) params[i].second.set_data(weights[i]);
-  spdlog::info("traced: {} aten nodes in {:.2f} s", std::distance(traced.graph->nodes().begin(), traced.graph->nodes().end()),
-               stage("trace", sw));
+  spdlog::info("traced {} graph{}: {} aten nodes in {:.2f} s", traced.size(), traced.size() == 1 ? "" : "s",
+               aten_nodes, stage("trace", sw));
 
   sw = Stopwatch();
-  LowerOptions lower;
-  lower.opset = opt.opset;
-  lower.inputs = graph_io(model->inputs);
-  lower.outputs = graph_io(model->outputs);
-  lower.doc_string = std::string("Exported by hf2onnx " HF2ONNX_VERSION " from ") + arch.architecture + " (" +
-                     result.task + ")";
-  lower.metadata = {{"source_architecture", arch.architecture}, {"task", result.task}};
-  LoweredModel lowered = lower_to_onnx(traced, lower);
-  result.node_count = static_cast<size_t>(lowered.model.graph().node_size());
-  check_model(lowered.model, lowered.initializers);
-  spdlog::info("lowered to {} ONNX nodes at opset {}, {} initializers, checked in {:.2f} s", result.node_count, opt.opset,
-               lowered.initializers.size(), stage("lower", sw));
+  std::vector<LoweredModel> lowered;
+  for (size_t i = 0; i < traced.size(); ++i) {
+    const ExportGraph& g = model->graphs[i];
+    LowerOptions lower;
+    lower.opset = opt.opset;
+    lower.inputs = graph_io(g.inputs);
+    lower.outputs = graph_io(g.outputs);
+    lower.doc_string = std::string("Exported by hf2onnx " HF2ONNX_VERSION " from ") + arch.architecture + " (" +
+                       result.task + ")";
+    lower.metadata = {{"source_architecture", arch.architecture}, {"task", result.task}};
+    lowered.push_back(with_context(graph_file_stem(g.kind), [&] { return lower_to_onnx(traced[i], lower); }));
+    check_model(lowered.back().model, lowered.back().initializers);
+    result.node_count += static_cast<size_t>(lowered.back().model.graph().node_size());
+  }
+  traced.clear();
+  spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", result.node_count, opt.opset,
+               stage("lower", sw));
 
   sw = Stopwatch();
-  warn_on_non_finite(lowered.initializers, checkpoint);
   OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
     return std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
   });
-  write_onnx(lowered.model, lowered.initializers, out.stage("model.onnx"),
-             opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
-  std::optional<QuantizeResult> quantized;
-  std::optional<Int8Check> int8_check;
-  if (opt.quantize) {  // every exported model gets a _quantized twin, checked against it in ONNX Runtime
-    quantized = quantize_onnx(out.stage("model.onnx"), out.stage("model_quantized.onnx"), *opt.quantize);
-    Stopwatch check_sw;
-    int8_check = check_int8(*model, out.stage("model.onnx"), out.stage("model_quantized.onnx"), out.stage(".int8-check"));
-    if (int8_check->measured)
-      spdlog::info("model_quantized.onnx vs model.onnx in ONNX Runtime {} on this machine ({}; other CPUs give other "
-                   "figures), {}: {} in {:.2f} s", int8_check->ort_version, int8_check->cpu, int8_check->input,
-                   int8_check->summary(), check_sw.seconds());
-    else
-      spdlog::warn("model_quantized.onnx was not compared with model.onnx: {} (tools/setup.sh installs ONNX Runtime)",
-                   int8_check->why_not);
+  const ExternalData external = opt.force_external_data ? ExternalData::Always : ExternalData::Auto;
+  auto file_of = [](GraphKind kind, const char* suffix = "") {
+    return std::string(graph_file_stem(kind)) + suffix + ".onnx";
+  };
+  const bool merge = std::any_of(model->graphs.begin(), model->graphs.end(),
+                                 [](const ExportGraph& g) { return g.kind == GraphKind::DecoderWithPast; });
+  for (size_t i = 0; i < lowered.size(); ++i) {
+    warn_on_non_finite(lowered[i].initializers, checkpoint);
+    write_onnx(lowered[i].model, lowered[i].initializers, out.stage(file_of(model->graphs[i].kind)), external);
+  }
+  // transformers.js loads one decoder: both decoders as the branches of an If on use_cache_branch.
+  auto merge_decoders_into = [&](const char* suffix) {
+    merge_decoders(out.stage(file_of(GraphKind::Decoder, suffix)), out.stage(file_of(GraphKind::DecoderWithPast, suffix)),
+                   out.stage(file_of(GraphKind::DecoderMerged, suffix)), external);
+  };
+  if (merge) merge_decoders_into("");
+  std::vector<std::pair<std::string, QuantizeResult>> quantized;
+  std::vector<std::pair<std::string, Int8Check>> int8_checks;
+  if (opt.quantize) {  // every exported graph gets a _quantized twin, checked against it in ONNX Runtime
+    for (const ExportGraph& g : model->graphs) {
+      const std::string fp32 = file_of(g.kind), int8 = file_of(g.kind, "_quantized");
+      quantized.emplace_back(int8, quantize_onnx(out.stage(fp32), out.stage(int8), *opt.quantize));
+      Stopwatch check_sw;
+      Int8Check check = check_int8(g, out.stage(fp32), out.stage(int8), out.stage(".int8-check"));
+      if (check.measured)
+        spdlog::info("{} vs {} in ONNX Runtime {} on this machine ({}; other CPUs give other figures), {}: {} in "
+                     "{:.2f} s", int8, fp32, check.ort_version, check.cpu, check.input, check.summary(), check_sw.seconds());
+      else
+        spdlog::warn("{} was not compared with {}: {} (tools/setup.sh installs ONNX Runtime)", int8, fp32, check.why_not);
+      int8_checks.emplace_back(int8, std::move(check));
+    }
+    if (merge) merge_decoders_into("_quantized");
   }
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
@@ -225,9 +253,6 @@ ExportResult export_model(const ExportOptions& opt) {
     r["task"] = result.task;
     r["opset"] = result.opset;
     r["node_count"] = result.node_count;
-    std::map<std::string, int> op_counts;
-    for (const auto& n : lowered.model.graph().node()) op_counts[n.op_type()]++;
-    r["op_counts"] = op_counts;
     auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
       nlohmann::json a = nlohmann::json::array();
       for (const auto& vi : vis) {
@@ -238,14 +263,25 @@ ExportResult export_model(const ExportOptions& opt) {
       }
       return a;
     };
-    r["inputs"] = io(lowered.model.graph().input());
-    r["outputs"] = io(lowered.model.graph().output());
+    for (size_t i = 0; i < lowered.size(); ++i) {
+      const onnx::GraphProto& g = lowered[i].model.graph();
+      std::map<std::string, int> op_counts;
+      for (const auto& n : g.node()) op_counts[n.op_type()]++;
+      nlohmann::json j = {{"file", file_of(model->graphs[i].kind)}, {"node_count", g.node_size()},
+                          {"op_counts", op_counts}, {"inputs", io(g.input())}, {"outputs", io(g.output())}};
+      if (lowered.size() == 1) r.update(j);  // single-graph models: at the top level, as before
+      r["graphs"].push_back(j);
+    }
     for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
     for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
-    if (quantized)
-      r["quantized"] = {{"per_op", quantized->quantized_per_op}, {"bytes_before", quantized->bytes_before},
-                        {"bytes_after", quantized->bytes_after}, {"seconds", quantized->seconds},
-                        {"target", opt.quantize->target}, {"accuracy", int8_check->to_json()}};
+    for (size_t i = 0; i < quantized.size(); ++i) {
+      const auto& [file, q] = quantized[i];
+      nlohmann::json j = {{"file", file}, {"per_op", q.quantized_per_op}, {"bytes_before", q.bytes_before},
+                          {"bytes_after", q.bytes_after}, {"seconds", q.seconds}, {"target", opt.quantize->target},
+                          {"accuracy", int8_checks[i].second.to_json()}};
+      if (quantized.size() == 1) r["quantized"] = j;
+      r["quantized_files"].push_back(j);
+    }
     r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
                        {"bytes", checkpoint.total_bytes()}};
     out.add_side_file(*opt.report, r.dump(2) + "\n");

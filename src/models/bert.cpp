@@ -198,9 +198,9 @@ std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx) {
     auto model = std::make_shared<BertModelImpl>(c, pooler);
     m->module = model;
     m->load_rules.optional_prefixes = {"bert."};
-    m->outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-    if (pooler) m->outputs.push_back({"pooler_output", torch::kFloat, {"batch_size", ""}});
-    m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+    m->graph().outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+    if (pooler) m->graph().outputs.push_back({"pooler_output", torch::kFloat, {"batch_size", ""}});
+    m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
       auto [hidden, pooled] = model->forward(in[0], in[1], token_type_ids(in));
       return pooled.defined() ? std::vector<torch::Tensor>{hidden, pooled} : std::vector<torch::Tensor>{hidden};
     };
@@ -218,14 +218,14 @@ std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx) {
     case Task::TextClassification:  // BertForSequenceClassification: classifier(dropout(pooler_output))
     case Task::TokenClassification:  // BertForTokenClassification: classifier(dropout(last_hidden_state))
       if (ctx.task == Task::TextClassification) {
-        m->outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
-        m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+        m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
+        m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
           auto pooled = model->bert(in[0], in[1], token_type_ids(in)).second;
           return std::vector<torch::Tensor>{model->classifier(pooled)};
         };
       } else {
-        m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-        m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+        m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+        m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
           auto hidden = model->bert(in[0], in[1], token_type_ids(in)).first;
           return std::vector<torch::Tensor>{model->classifier(hidden)};
         };
@@ -233,16 +233,16 @@ std::shared_ptr<ExportModel> build_bert(const BuildContext& ctx) {
       return m;
     case Task::QuestionAnswering:  // BertForQuestionAnswering: qa_outputs → split into start / end
       if (layers::num_labels(ctx.config) != 2) ctx.config.fail("num_labels", "must be 2 for question answering");
-      m->outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
+      m->graph().outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
                     {"end_logits", torch::kFloat, {"batch_size", "sequence_length"}}};
-      m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+      m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
         auto logits = model->qa_outputs(model->bert(in[0], in[1], token_type_ids(in)).first);
         return std::vector<torch::Tensor>{logits.select(-1, 0), logits.select(-1, 1)};
       };
       return m;
     case Task::FillMask:  // BertForMaskedLM: cls.predictions with the decoder tied to the word embeddings
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-      m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+      m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
         auto hidden = model->bert(in[0], in[1], token_type_ids(in)).first;
         return std::vector<torch::Tensor>{
             model->predictions(hidden, model->bert->embeddings->word_embeddings->weight)};

@@ -12,5 +12,6 @@ std::shared_ptr<ExportModel> build_roberta(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_bart(const BuildContext& ctx);
 
 }  // namespace hf2onnx

@@ -164,8 +164,8 @@ std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx) {
     auto model = std::make_shared<DistilBertModelImpl>(c);
     m->module = model;
     m->load_rules.optional_prefixes = {"distilbert."};
-    m->outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-    m->forward = [model](const std::vector<torch::Tensor>& in) {
+    m->graph().outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
       return std::vector<torch::Tensor>{model->forward(in[0], in[1])};
     };
     return m;
@@ -180,29 +180,29 @@ std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx) {
   if (tied) m->load_rules.ignored_keys.push_back(R"(vocab_projector\.weight)");
   switch (ctx.task) {
     case Task::TextClassification:  // DistilBertForSequenceClassification: classifier(relu(pre_classifier(h[:, 0])))
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
-      m->forward = [model](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
+      m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
         auto pooled = model->distilbert(in[0], in[1]).select(1, 0);
         return std::vector<torch::Tensor>{model->classifier(torch::relu(model->pre_classifier(pooled)))};
       };
       return m;
     case Task::TokenClassification:  // DistilBertForTokenClassification
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-      m->forward = [model](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+      m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
         return std::vector<torch::Tensor>{model->classifier(model->distilbert(in[0], in[1]))};
       };
       return m;
     case Task::QuestionAnswering:  // DistilBertForQuestionAnswering
-      m->outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
+      m->graph().outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
                     {"end_logits", torch::kFloat, {"batch_size", "sequence_length"}}};
-      m->forward = [model](const std::vector<torch::Tensor>& in) {
+      m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
         auto logits = model->qa_outputs(model->distilbert(in[0], in[1]));
         return std::vector<torch::Tensor>{logits.select(-1, 0), logits.select(-1, 1)};
       };
       return m;
     case Task::FillMask:  // DistilBertForMaskedLM
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-      m->forward = [model](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+      m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
         auto h = model->vocab_transform(model->distilbert(in[0], in[1]));
         h = model->vocab_layer_norm(layers::activate(model->activation, h));
         const auto& w = model->vocab_projector ? model->vocab_projector->weight

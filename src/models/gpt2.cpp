@@ -167,7 +167,7 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
     m->module = model;
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
     layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "last_hidden_state", c.n_embd);
-    m->forward = layers::hidden_states_forward(model);
+    m->graph().forward = layers::hidden_states_forward(model);
     return m;
   }
   if (ctx.task != Task::TextGeneration)
@@ -176,7 +176,7 @@ std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx) {
   m->module = model;
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");  // the stored tied copy
   layers::set_decoder_io(*m, c.n_layer, c.n_head, c.head_dim(), c.vocab_size, "logits", c.vocab_size);
-  m->forward = layers::causal_lm_forward(model->transformer.ptr(), model->lm_head, model->transformer->wte->weight);
+  m->graph().forward = layers::causal_lm_forward(model->transformer.ptr(), model->lm_head, model->transformer->wte->weight);
   return m;
 }
 

@@ -166,7 +166,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
     layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size,
                            "last_hidden_state", c.hidden_size);
-    m->forward = layers::hidden_states_forward(model);
+    m->graph().forward = layers::hidden_states_forward(model);
     return m;
   }
   if (ctx.task != Task::TextGeneration)
@@ -176,7 +176,7 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
   layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size, "logits",
                          c.vocab_size);
-  m->forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
+  m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
   return m;
 }
 

@@ -1,5 +1,6 @@
 // ExportModel: what a builder hands to the exporter — a module tree whose parameter names are the
-// checkpoint keys, the forward to trace, the ONNX input/output names and dims, and the loading rules.
+// checkpoint keys, its graphs (each a forward to trace with its ONNX input/output names and dims), and
+// the loading rules. Most models have one graph; seq2seq models have an encoder and two decoders.
 #pragma once
 #include <functional>
 #include <map>
@@ -9,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "models/registry.h"
 #include "models/task.h"
 
 namespace hf2onnx {
@@ -29,8 +31,10 @@ using DimSizes = std::map<std::string, int64_t>;
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice (a 50k-vocabulary lm_head at every position).
   static const std::vector<DimSizes> kShapes = {
-      {{"batch_size", 4}, {"sequence_length", 5}, {"past_sequence_length", 3}},
-      {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 4}}};  // totals 8 and 10
+      {{"batch_size", 4}, {"sequence_length", 5}, {"past_sequence_length", 3},  // totals 8 and 10
+       {"encoder_sequence_length", 9}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3}},
+      {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 4},
+       {"encoder_sequence_length", 12}, {"decoder_sequence_length", 4}, {"past_decoder_sequence_length", 6}}};
   return kShapes;
 }
 
@@ -44,16 +48,31 @@ struct LoadRules {
   std::vector<std::string> ignored_keys;
 };
 
-struct ExportModel {
-  std::string architecture;
-  Task task = Task::FeatureExtraction;
-  std::shared_ptr<torch::nn::Module> module;
+// One ONNX graph of a model. Its file name comes from its kind (models/registry.h: graph_file_stem).
+struct ExportGraph {
+  GraphKind kind = GraphKind::Model;
   std::vector<TensorSpec> inputs, outputs;
   // Inputs in the order of `inputs`; returns tensors in the order of `outputs`.
   std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> forward;
   // Example inputs at the given dynamic sizes (valid ids, masks with padding) for tracing and tests.
   std::function<std::vector<torch::Tensor>(const DimSizes&)> example_inputs;
+};
+
+struct ExportModel {
+  std::string architecture;
+  Task task = Task::FeatureExtraction;
+  std::shared_ptr<torch::nn::Module> module;
+  std::vector<ExportGraph> graphs;  // all read the parameters of `module`
   LoadRules load_rules;
+
+  // The graph of the given kind, added on first use (single-graph models use GraphKind::Model).
+  ExportGraph& graph(GraphKind kind = GraphKind::Model) {
+    for (auto& g : graphs)
+      if (g.kind == kind) return g;
+    graphs.push_back({});
+    graphs.back().kind = kind;
+    return graphs.back();
+  }
 };
 
 }  // namespace hf2onnx

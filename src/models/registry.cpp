@@ -39,8 +39,24 @@ const std::vector<ArchEntry>& architecture_table() {
       // llama.cpp — transformers/models/llama/modeling_llama.py (decoder with KV cache, GQA, RoPE scaling)
       {"LlamaModel", "llama", T::FeatureExtraction, &build_llama},
       {"LlamaForCausalLM", "llama", T::TextGeneration, &build_llama},
+      // bart.cpp — transformers/models/{bart,mbart}/modeling_*.py (encoder + decoders with KV cache)
+      {"BartModel", "bart", T::FeatureExtraction, &build_bart},
+      {"BartForConditionalGeneration", "bart", T::Text2TextGeneration, &build_bart},
+      {"MBartModel", "bart", T::FeatureExtraction, &build_bart},
+      {"MBartForConditionalGeneration", "bart", T::Text2TextGeneration, &build_bart},
   };
   return kTable;
+}
+
+const char* graph_file_stem(GraphKind kind) {
+  switch (kind) {
+    case GraphKind::Model: return "model";
+    case GraphKind::Encoder: return "encoder_model";
+    case GraphKind::Decoder: return "decoder_model";
+    case GraphKind::DecoderWithPast: return "decoder_with_past_model";
+    case GraphKind::DecoderMerged: return "decoder_model_merged";
+  }
+  return "model";
 }
 
 const ArchEntry& find_architecture(const std::string& architecture, const std::string& where) {

@@ -13,6 +13,11 @@ namespace hf2onnx {
 
 struct ExportModel;  // models/model.h
 
+// The graphs a model exports, and the file each is written to (Optimum's names; transformers.js loads
+// `encoder_model` and `decoder_model_merged`, which the exporter builds from the two decoders).
+enum class GraphKind { Model, Encoder, Decoder, DecoderWithPast, DecoderMerged };
+const char* graph_file_stem(GraphKind kind);  // "model", "encoder_model", "decoder_model", ...
+
 // What a builder may look at: the config, the task, and which tensors the checkpoint holds
 // (to leave out an optional part, such as a pooler a MaskedLM checkpoint does not have).
 struct BuildContext {

@@ -117,9 +117,9 @@ std::shared_ptr<ExportModel> build_roberta(const BuildContext& ctx) {
     auto model = std::make_shared<RobertaModelImpl>(c, pooler);
     m->module = model;
     m->load_rules.optional_prefixes = {"roberta."};
-    m->outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-    if (pooler) m->outputs.push_back({"pooler_output", torch::kFloat, {"batch_size", ""}});
-    m->forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
+    m->graph().outputs = {{"last_hidden_state", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+    if (pooler) m->graph().outputs.push_back({"pooler_output", torch::kFloat, {"batch_size", ""}});
+    m->graph().forward = [model, token_type_ids](const std::vector<torch::Tensor>& in) {
       auto [hidden, pooled] = model->forward(in[0], in[1], token_type_ids(in));
       return pooled.defined() ? std::vector<torch::Tensor>{hidden, pooled} : std::vector<torch::Tensor>{hidden};
     };
@@ -139,28 +139,28 @@ std::shared_ptr<ExportModel> build_roberta(const BuildContext& ctx) {
   };
   switch (ctx.task) {
     case Task::TextClassification:  // RobertaForSequenceClassification
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
-      m->forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", ""}}};
+      m->graph().forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
         return std::vector<torch::Tensor>{model->classification(hidden_of(in))};
       };
       return m;
     case Task::TokenClassification:  // RobertaForTokenClassification
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-      m->forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+      m->graph().forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
         return std::vector<torch::Tensor>{model->classifier(hidden_of(in))};
       };
       return m;
     case Task::QuestionAnswering:  // RobertaForQuestionAnswering
-      m->outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
+      m->graph().outputs = {{"start_logits", torch::kFloat, {"batch_size", "sequence_length"}},
                     {"end_logits", torch::kFloat, {"batch_size", "sequence_length"}}};
-      m->forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
+      m->graph().forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
         auto logits = model->qa_outputs(hidden_of(in));
         return std::vector<torch::Tensor>{logits.select(-1, 0), logits.select(-1, 1)};
       };
       return m;
     case Task::FillMask:  // RobertaForMaskedLM
-      m->outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
-      m->forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
+      m->graph().outputs = {{"logits", torch::kFloat, {"batch_size", "sequence_length", ""}}};
+      m->graph().forward = [model, hidden_of](const std::vector<torch::Tensor>& in) {
         return std::vector<torch::Tensor>{
             model->lm_head(hidden_of(in), model->roberta->embeddings->word_embeddings->weight)};
       };

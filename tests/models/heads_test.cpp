@@ -87,7 +87,7 @@ TEST_P(Heads, ExportMatchesEager) {
   fs::create_directories(ref);
   const fs::path fixture_ref = models_dir() / c.fixture / "ref" / "b";
   std::vector<torch::Tensor> inputs;
-  for (const auto& spec : eager->inputs) {
+  for (const auto& spec : eager->graph().inputs) {
     if (spec.name.rfind("past_key_values.", 0) == 0) {
       const int64_t batch = inputs.at(0).size(0);
       inputs.push_back(torch::zeros({batch, std::stoll(spec.dims[1]), 0, std::stoll(spec.dims[3])}));
@@ -99,14 +99,14 @@ TEST_P(Heads, ExportMatchesEager) {
   }
   run_ort(opt.out_dir / "model.onnx", ref, dir.parent_path() / "ort");
   torch::NoGradGuard no_grad;
-  auto outputs = eager->forward(inputs);
-  ASSERT_EQ(outputs.size(), eager->outputs.size());
+  auto outputs = eager->graph().forward(inputs);
+  ASSERT_EQ(outputs.size(), eager->graph().outputs.size());
   for (size_t i = 0; i < outputs.size(); ++i) {
-    Array got = read_npy(dir.parent_path() / "ort" / (eager->outputs[i].name + ".npy"));
+    Array got = read_npy(dir.parent_path() / "ort" / (eager->graph().outputs[i].name + ".npy"));
     torch::Tensor e = outputs[i].contiguous();
     Array want = make_f32(e.sizes().vec(), e.data_ptr<float>());
-    EXPECT_EQ(got.shape, want.shape) << eager->outputs[i].name;
-    EXPECT_LE(max_abs_diff(got, want), 1e-4) << eager->outputs[i].name;
+    EXPECT_EQ(got.shape, want.shape) << eager->graph().outputs[i].name;
+    EXPECT_LE(max_abs_diff(got, want), 1e-4) << eager->graph().outputs[i].name;
   }
 }
 

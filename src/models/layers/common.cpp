@@ -112,10 +112,10 @@ std::vector<torch::Tensor> make_text_inputs(const std::vector<TensorSpec>& specs
 
 TokenTypeIds set_text_encoder_inputs(ExportModel& m, int64_t type_vocab_size, int64_t vocab_size) {
   const bool token_types = type_vocab_size > 1;
-  m.inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
+  m.graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
               {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
-  if (token_types) m.inputs.push_back({"token_type_ids", torch::kLong, {"batch_size", "sequence_length"}});
-  m.example_inputs = [inputs = m.inputs, vocab_size](const DimSizes& dims) {
+  if (token_types) m.graph().inputs.push_back({"token_type_ids", torch::kLong, {"batch_size", "sequence_length"}});
+  m.graph().example_inputs = [inputs = m.graph().inputs, vocab_size](const DimSizes& dims) {
     return make_text_inputs(inputs, vocab_size, dims);
   };
   return [token_types](const std::vector<torch::Tensor>& in) { return token_types ? in[2] : torch::Tensor(); };
@@ -124,19 +124,19 @@ TokenTypeIds set_text_encoder_inputs(ExportModel& m, int64_t type_vocab_size, in
 void set_decoder_io(ExportModel& m, int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t vocab_size,
                     const std::string& first_output, int64_t first_output_size) {
   const std::string total = "past_sequence_length + sequence_length";
-  m.inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
+  m.graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
               {"attention_mask", torch::kLong, {"batch_size", total}},
               {"position_ids", torch::kLong, {"batch_size", "sequence_length"}}};
-  m.outputs = {{first_output, torch::kFloat, {"batch_size", "sequence_length", std::to_string(first_output_size)}}};
+  m.graph().outputs = {{first_output, torch::kFloat, {"batch_size", "sequence_length", std::to_string(first_output_size)}}};
   for (int64_t i = 0; i < layers; ++i)
     for (const char* kv : {"key", "value"}) {
       const std::string suffix = std::to_string(i) + "." + kv;
-      m.inputs.push_back({"past_key_values." + suffix, torch::kFloat,
+      m.graph().inputs.push_back({"past_key_values." + suffix, torch::kFloat,
                           {"batch_size", std::to_string(kv_heads), "past_sequence_length", std::to_string(head_dim)}});
-      m.outputs.push_back({"present." + suffix, torch::kFloat,
+      m.graph().outputs.push_back({"present." + suffix, torch::kFloat,
                            {"batch_size", std::to_string(kv_heads), total, std::to_string(head_dim)}});
     }
-  m.example_inputs = [inputs = m.inputs, vocab_size](const DimSizes& dims) {
+  m.graph().example_inputs = [inputs = m.graph().inputs, vocab_size](const DimSizes& dims) {
     return make_text_inputs(inputs, vocab_size, dims);
   };
 }
