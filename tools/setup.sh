@@ -29,8 +29,10 @@ if [ "$(update-alternatives --query libblas.so.3-x86_64-linux-gnu | sed -n 's/^V
   $sudo update-alternatives --set libblas.so.3-x86_64-linux-gnu "$openblas"
 fi
 
-# ONNX Runtime (CPU) for tests and benchmarks. Its install script downloads extras this machine cannot reach.
-if [ ! -d tools/node_modules/onnxruntime-node ]; then
+# ONNX Runtime (CPU) and transformers.js (reference generation) for tests and benchmarks. Install scripts
+# stay off: onnxruntime-node's downloads extras this machine cannot reach; sharp's prebuilt binary comes as
+# an optional dependency (@img/sharp-linux-x64), and transformers.js imports sharp when it loads.
+if [ ! -d tools/node_modules/onnxruntime-node ] || [ ! -d tools/node_modules/@huggingface/transformers ]; then
   (cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
