@@ -66,11 +66,10 @@ try {
     for (const name of s.inputNames.filter(n => n.startsWith('past_key_values.')))
       feeds[name] = past ? past[name] : new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
     const out = await s.run(feeds);
-    const nextPast = {};
+    const nextPast = { ...past };  // the cross-attention cache of step 0 is kept (later steps output none or empty ones)
     for (const [name, t] of Object.entries(out)) {
-      if (!name.startsWith('present.')) continue;
-      const p = name.replace('present.', 'past_key_values.');
-      nextPast[p] = name.includes('.encoder.') && past ? past[p] : t;  // the cross-attention cache of step 0
+      if (!name.startsWith('present.') || (name.includes('.encoder.') && past)) continue;
+      nextPast[name.replace('present.', 'past_key_values.')] = t;
     }
     past = nextPast;
     const logits = out.logits, len = logits.dims[1], vocab = logits.dims[2];

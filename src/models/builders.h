@@ -13,5 +13,8 @@ std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_gpt2(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_bart(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_marian(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_whisper(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_t5(const BuildContext& ctx);
 
 }  // namespace hf2onnx

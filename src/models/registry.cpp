@@ -44,6 +44,17 @@ const std::vector<ArchEntry>& architecture_table() {
       {"BartForConditionalGeneration", "bart", T::Text2TextGeneration, &build_bart},
       {"MBartModel", "bart", T::FeatureExtraction, &build_bart},
       {"MBartForConditionalGeneration", "bart", T::Text2TextGeneration, &build_bart},
+      // marian.cpp — transformers/models/marian/modeling_marian.py (BART layers, sinusoidal positions)
+      {"MarianModel", "marian", T::FeatureExtraction, &build_marian},
+      {"MarianMTModel", "marian", T::Text2TextGeneration, &build_marian},
+      // whisper.cpp — transformers/models/whisper/modeling_whisper.py (Conv1d front end on input_features)
+      {"WhisperModel", "whisper", T::FeatureExtraction, &build_whisper},
+      {"WhisperForConditionalGeneration", "whisper", T::AutomaticSpeechRecognition, &build_whisper},
+      // t5.cpp — transformers/models/{t5,mt5}/modeling_*.py (relative position buckets, RMS norm)
+      {"T5EncoderModel", "t5", T::FeatureExtraction, &build_t5},
+      {"T5ForConditionalGeneration", "t5", T::Text2TextGeneration, &build_t5},
+      {"MT5EncoderModel", "t5", T::FeatureExtraction, &build_t5},
+      {"MT5ForConditionalGeneration", "t5", T::Text2TextGeneration, &build_t5},
   };
   return kTable;
 }

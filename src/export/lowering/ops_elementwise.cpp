@@ -119,6 +119,16 @@ void lower_masked_fill(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("Where", {mask, ctx.operand(n->input(2), t), ctx.operand(n->input(0), t)}));
 }
 
+// clamp_min(x, scalar) / clamp_max(x, scalar) → Max / Min with a constant of x's dtype (any numeric type
+// from opset 13).
+template <const char* Op>
+void lower_clamp_bound(LoweringContext& ctx, const Node* n) {
+  auto t = out_type(ctx, n);
+  ctx.bind(n->output(), ctx.emit1(Op, {ctx.operand(n->input(0), t), ctx.operand(n->input(1), t)}));
+}
+constexpr char kMax[] = "Max";
+constexpr char kMin[] = "Min";
+
 }  // namespace
 
 void register_elementwise_ops(LoweringTable& t) {
@@ -157,6 +167,8 @@ void register_elementwise_ops(LoweringTable& t) {
   t.add("aten::bitwise_and", 14, lower_and);
   t.add("aten::where", 14, lower_where);
   t.add("aten::masked_fill", 14, lower_masked_fill);
+  t.add("aten::clamp_min", 14, lower_clamp_bound<kMax>);
+  t.add("aten::clamp_max", 14, lower_clamp_bound<kMin>);
 }
 
 }  // namespace hf2onnx

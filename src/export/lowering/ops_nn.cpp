@@ -16,6 +16,28 @@ void lower_linear(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), y);
 }
 
+// conv1d(x, w, b, stride, padding, dilation, groups) and _convolution(x, w, b, stride, padding, dilation,
+// transposed, output_padding, groups, ...) → Conv (no transposed convolution).
+void lower_conv(LoweringContext& ctx, const Node* n) {
+  const bool full = n->kind() == c10::Symbol::fromQualString("aten::_convolution");
+  if (full && ctx.to_bool(n->input(6))) throw Error("transposed convolution is not supported");
+  const Value* w = n->input(1);
+  ctx.scope_from_weight(w);
+  std::vector<int64_t> pads = ctx.to_ints(n->input(4));
+  const size_t spatial = pads.size();
+  pads.insert(pads.end(), pads.begin(), pads.end());  // ONNX: begins then ends
+  std::vector<std::string> in = {ctx.name(n->input(0)), ctx.name(w)};
+  if (!ctx.is_none(n->input(2))) in.push_back(ctx.name(n->input(2)));
+  auto expand = [&](std::vector<int64_t> v) {  // a single value means the same for every spatial dim
+    if (v.size() == 1 && spatial > 1) v.assign(spatial, v[0]);
+    return v;
+  };
+  ctx.bind(n->output(), ctx.emit1("Conv", in,
+                                  {Attr::of("strides", expand(ctx.to_ints(n->input(3)))), Attr::of("pads", pads),
+                                   Attr::of("dilations", expand(ctx.to_ints(n->input(5)))),
+                                   Attr::of("group", ctx.to_int(n->input(full ? 8 : 6)))}));
+}
+
 void lower_matmul(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("MatMul", {ctx.name(n->input(0)), ctx.name(n->input(1))}));
 }
@@ -103,6 +125,8 @@ void lower_sum(LoweringContext& ctx, const Node* n) {
 void register_nn_ops(LoweringTable& t) {
   t.add("aten::linear", 14, lower_linear);
   t.add("aten::matmul", 14, lower_matmul);
+  t.add("aten::conv1d", 14, lower_conv);
+  t.add("aten::_convolution", 14, lower_conv);
   t.add("aten::bmm", 14, lower_matmul);
   t.add("aten::embedding", 14, lower_embedding);
   t.add("aten::softmax", 14, lower_softmax<kSoftmax>);

@@ -33,19 +33,31 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * (x * torch::rsqrt(variance + eps));
 }
 
-Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback) {
-  static const std::pair<const char*, Activation> kNames[] = {
-      {"gelu", Activation::Gelu},       {"gelu_new", Activation::GeluNew},
-      {"gelu_pytorch_tanh", Activation::GeluPytorchTanh}, {"gelu_fast", Activation::GeluFast},
-      {"quick_gelu", Activation::QuickGelu}, {"relu", Activation::Relu},
-      {"silu", Activation::Silu},       {"swish", Activation::Silu},
-      {"tanh", Activation::Tanh}};
-  std::string name = config.get_string(key).value_or(fallback);
-  for (const auto& [n, a] : kNames)
+namespace {
+const std::pair<const char*, Activation> kActivationNames[] = {
+    {"gelu", Activation::Gelu},       {"gelu_new", Activation::GeluNew},
+    {"gelu_pytorch_tanh", Activation::GeluPytorchTanh}, {"gelu_fast", Activation::GeluFast},
+    {"quick_gelu", Activation::QuickGelu}, {"relu", Activation::Relu},
+    {"silu", Activation::Silu},       {"swish", Activation::Silu},
+    {"tanh", Activation::Tanh}};
+}  // namespace
+
+std::optional<Activation> activation_named(const std::string& name) {
+  for (const auto& [n, a] : kActivationNames)
     if (name == n) return a;
+  return std::nullopt;
+}
+
+std::string supported_activations() {
   std::string list;
-  for (const auto& [n, a] : kNames) list += (list.empty() ? "" : ", ") + std::string(n);
-  config.fail(key, "= '" + name + "' is not a supported activation (supported: " + list + ")");
+  for (const auto& [n, a] : kActivationNames) list += (list.empty() ? "" : ", ") + std::string(n);
+  return list;
+}
+
+Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback) {
+  std::string name = config.get_string(key).value_or(fallback);
+  if (auto a = activation_named(name)) return *a;
+  config.fail(key, "= '" + name + "' is not a supported activation (supported: " + supported_activations() + ")");
 }
 
 torch::Tensor activate(Activation act, const torch::Tensor& x) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,8 @@ TORCH_MODULE(RMSNorm);
 enum class Activation { Gelu, GeluNew, GeluPytorchTanh, GeluFast, QuickGelu, Relu, Silu, Tanh };
 // Reads `key` from the config (e.g. "hidden_act"); an unknown name is an error naming the file and key.
 Activation activation_from_config(const hf::Config& config, const std::string& key, const std::string& fallback);
+std::optional<Activation> activation_named(const std::string& name);  // ACT2FN name → activation
+std::string supported_activations();                                   // "gelu, gelu_new, ..." for messages
 torch::Tensor activate(Activation act, const torch::Tensor& x);
 
 }  // namespace hf2onnx::layers

@@ -1,0 +1,172 @@
+// Whisper — mirrors transformers/models/whisper/modeling_whisper.py (v4.32): WhisperModel and
+// WhisperForConditionalGeneration as encoder + decoder graphs with a KV cache. The encoder reads
+// input_features [batch, num_mel_bins, 3000] through two Conv1d + GELU and adds its stored positions
+// (1500 rows, so the frame count is fixed); neither the encoder nor the cross-attention has a mask.
+// Layers are mBART's (pre-LayerNorm) with k_proj without bias.
+#include "hf2onnx/error.h"
+#include "models/bart.h"
+#include "models/builders.h"
+#include "models/layers/dynamic.h"
+#include "models/model.h"
+
+namespace hf2onnx::whisper {
+namespace {
+
+using bart::BartDecoderLayer;
+using bart::BartDecoderLayerImpl;
+using bart::BartEncoderLayer;
+using bart::BartEncoderLayerImpl;
+
+// transformers WhisperConfig, resolved.
+struct Config {
+  int64_t vocab_size, num_mel_bins, d_model, encoder_layers, decoder_layers, encoder_heads, decoder_heads,
+      encoder_ffn_dim, decoder_ffn_dim, max_source_positions, max_target_positions;
+  layers::Activation activation;
+  static Config from(const hf::Config& raw) {
+    Config c;
+    c.vocab_size = raw.get_int("vocab_size").value_or(51865);
+    c.num_mel_bins = raw.get_int("num_mel_bins").value_or(80);
+    c.d_model = raw.get_int("d_model").value_or(256);
+    c.encoder_layers = raw.get_int("encoder_layers").value_or(4);
+    c.decoder_layers = raw.get_int("decoder_layers").value_or(4);
+    c.encoder_heads = raw.get_int("encoder_attention_heads").value_or(4);
+    c.decoder_heads = raw.get_int("decoder_attention_heads").value_or(4);
+    c.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(1536);
+    c.decoder_ffn_dim = raw.get_int("decoder_ffn_dim").value_or(1536);
+    c.max_source_positions = raw.get_int("max_source_positions").value_or(1500);
+    c.max_target_positions = raw.get_int("max_target_positions").value_or(448);
+    c.activation = layers::activation_from_config(raw, "activation_function", "gelu");
+    if (c.max_source_positions * 2 != 3000)
+      raw.fail("max_source_positions", "must be 1500 (the encoder reads 3000 frames, halved by conv2)");
+    if (raw.get_bool("use_weighted_layer_sum").value_or(false))
+      raw.fail("use_weighted_layer_sum", "= true is not supported (audio classification head)");
+    if (c.d_model % c.encoder_heads != 0) raw.fail("d_model", "must be a multiple of encoder_attention_heads");
+    if (c.d_model % c.decoder_heads != 0) raw.fail("d_model", "must be a multiple of decoder_attention_heads");
+    return c;
+  }
+  bart::LayerConfig layer(bool decoder) const {
+    return {d_model, decoder ? decoder_heads : encoder_heads, decoder ? decoder_ffn_dim : encoder_ffn_dim, activation,
+            /*pre_layer_norm=*/true, /*k_bias=*/false};
+  }
+};
+
+// nn.Conv1d: weight [out, in, kernel], bias [out].
+struct Conv1dImpl : torch::nn::Module {
+  Conv1dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) : stride(stride), padding(padding) {
+    weight = register_parameter("weight", layers::placeholder({out, in, kernel}), false);
+    bias = register_parameter("bias", layers::placeholder({out}), false);
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return torch::conv1d(x, weight, bias, stride, padding); }
+  torch::Tensor weight, bias;
+  int64_t stride, padding;
+};
+TORCH_MODULE(Conv1d);
+
+// modeling_whisper.WhisperEncoder
+struct WhisperEncoderImpl : torch::nn::Module {
+  explicit WhisperEncoderImpl(const Config& c) {
+    conv1 = register_module("conv1", Conv1d(c.num_mel_bins, c.d_model, 3, 1, 1));
+    conv2 = register_module("conv2", Conv1d(c.d_model, c.d_model, 3, 2, 1));
+    embed_positions = register_module("embed_positions", layers::Embedding(c.max_source_positions, c.d_model));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.layer(false)));
+    layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
+  }
+  torch::Tensor forward(const torch::Tensor& input_features) {
+    auto h = torch::gelu(conv2(torch::gelu(conv1(input_features)))).permute({0, 2, 1});
+    h = h + embed_positions->weight;  // all 1500 positions: the input is 3000 frames
+    for (const auto& layer : *layers) h = layer->as<BartEncoderLayerImpl>()->forward(h, torch::Tensor());
+    return layer_norm(h);
+  }
+  Conv1d conv1{nullptr}, conv2{nullptr};
+  layers::Embedding embed_positions{nullptr};
+  torch::nn::ModuleList layers;
+  layers::LayerNorm layer_norm{nullptr};
+};
+TORCH_MODULE(WhisperEncoder);
+
+// modeling_whisper.WhisperDecoder: learned positions from the past length, no embedding scale.
+struct WhisperDecoderImpl : torch::nn::Module {
+  explicit WhisperDecoderImpl(const Config& c) {
+    embed_tokens = register_module("embed_tokens", layers::Embedding(c.vocab_size, c.d_model));
+    embed_positions = register_module("embed_positions", layers::Embedding(c.max_target_positions, c.d_model));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.layer(true)));
+    layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
+  }
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
+                        std::vector<layers::Seq2SeqCache>& caches) {
+    auto h = embed_tokens(input_ids) + embed_positions(layers::decoder_positions(input_ids, caches[0]));
+    auto causal = bart::causal_mask(input_ids, caches[0]);
+    for (size_t i = 0; i < layers->size(); ++i)
+      h = layers[i]->as<BartDecoderLayerImpl>()->forward(h, causal, encoder_states, torch::Tensor(), caches[i]);
+    return layer_norm(h);
+  }
+  layers::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
+  torch::nn::ModuleList layers;
+  layers::LayerNorm layer_norm{nullptr};
+};
+TORCH_MODULE(WhisperDecoder);
+
+// modeling_whisper.WhisperModel
+struct WhisperModelImpl : torch::nn::Module {
+  explicit WhisperModelImpl(const Config& c) {
+    encoder = register_module("encoder", WhisperEncoder(c));
+    decoder = register_module("decoder", WhisperDecoder(c));
+  }
+  WhisperEncoder encoder{nullptr};
+  WhisperDecoder decoder{nullptr};
+};
+TORCH_MODULE(WhisperModel);
+
+// WhisperForConditionalGeneration: proj_out tied to the decoder's embed_tokens.
+struct WhisperForConditionalGenerationImpl : torch::nn::Module {
+  explicit WhisperForConditionalGenerationImpl(const Config& c) { model = register_module("model", WhisperModel(c)); }
+  WhisperModel model{nullptr};
+};
+
+}  // namespace
+}  // namespace hf2onnx::whisper
+
+namespace hf2onnx {
+
+std::shared_ptr<ExportModel> build_whisper(const BuildContext& ctx) {
+  using namespace whisper;
+  const Config c = Config::from(ctx.config);
+  auto m = std::make_shared<ExportModel>();
+  m->task = ctx.task;
+  m->load_rules.ignored_keys = {R"(proj_out\.weight)"};  // the stored copy of the tied decoder embedding
+  m->load_rules.optional_prefixes = {"model."};
+  layers::Seq2SeqSpec spec;
+  spec.decoder_layers = c.decoder_layers;
+  spec.decoder_heads = c.decoder_heads;
+  spec.head_dim = c.d_model / c.decoder_heads;
+  spec.d_model = c.d_model;
+  spec.encoder_vocab_size = spec.decoder_vocab_size = c.vocab_size;
+  spec.num_mel_bins = c.num_mel_bins;
+
+  std::shared_ptr<WhisperModelImpl> base;
+  bool lm = ctx.task == Task::AutomaticSpeechRecognition;
+  if (ctx.task == Task::FeatureExtraction) {
+    base = std::make_shared<WhisperModelImpl>(c);
+    m->module = base;
+    spec.first_output = "last_hidden_state";
+    spec.first_output_size = c.d_model;
+  } else if (lm) {
+    auto model = std::make_shared<WhisperForConditionalGenerationImpl>(c);
+    m->module = model;
+    base = model->model.ptr();
+    spec.first_output_size = c.vocab_size;
+  } else {
+    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by Whisper models");
+  }
+  layers::set_seq2seq_graphs(
+      *m, spec, [base](const auto& features, const auto&) { return base->encoder(features); },
+      [base, lm](const auto& ids, const auto& states, const auto&, auto& caches) {
+        auto h = base->decoder(ids, states, caches);
+        return lm ? torch::linear(h, base->decoder->embed_tokens->weight) : h;  // proj_out, tied
+      });
+  return m;
+}
+
+}  // namespace hf2onnx
