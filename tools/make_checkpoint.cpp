@@ -1,6 +1,7 @@
 // Writes a random, full-size Hugging Face checkpoint (config.json + model.safetensors) for benchmarks.
 // The tensor names and shapes come from the project's own model builders, so the checkpoint is exactly
-// what the exporter expects.   make_checkpoint PRESET OUT_DIR      (presets: bert-base, gpt2, llama-1.1b)
+// what the exporter expects.   make_checkpoint PRESET OUT_DIR      (presets: bert-base, gpt2, llama-1.1b,
+// t5-base, whisper-small)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,16 @@ static const std::map<std::string, std::string> kPresets = {
       "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4,
       "vocab_size": 32000, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
       "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})"},
+    {"t5-base", R"({"architectures": ["T5ForConditionalGeneration"], "model_type": "t5", "d_model": 768,
+      "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_decoder_layers": 12, "num_heads": 12, "vocab_size": 32128,
+      "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128, "feed_forward_proj": "relu",
+      "layer_norm_epsilon": 1e-6, "tie_word_embeddings": true, "is_encoder_decoder": true,
+      "decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0})"},
+    {"whisper-small", R"({"architectures": ["WhisperForConditionalGeneration"], "model_type": "whisper",
+      "d_model": 768, "encoder_layers": 12, "decoder_layers": 12, "encoder_attention_heads": 12,
+      "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "vocab_size": 51865,
+      "num_mel_bins": 80, "max_source_positions": 1500, "max_target_positions": 448, "activation_function": "gelu",
+      "is_encoder_decoder": true, "decoder_start_token_id": 50258, "eos_token_id": 50257, "pad_token_id": 50257})"},
 };
 
 int main(int argc, char** argv) {

@@ -69,8 +69,12 @@ std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) 
     a.bytes.assign(p, p + t.nbytes());
     write_npy(dir / (model.inputs[i].name + ".npy"), a);
   }
-  std::string s;
-  for (const auto& [name, size] : dims) s += (s.empty() ? "" : ", ") + name + " " + std::to_string(size);
+  std::string s;  // the dynamic sizes this graph's inputs use
+  for (const auto& [name, size] : dims) {
+    bool used = false;
+    for (const auto& in : model.inputs) used = used || std::count(in.dims.begin(), in.dims.end(), name) > 0;
+    if (used) s += (s.empty() ? "" : ", ") + name + " " + std::to_string(size);
+  }
   return "example input (" + s + ")";
 }
 

@@ -216,10 +216,33 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
   EXPECT_EQ(generate("tjs_generate.mjs", "tjs_q8", "--dtype q8").bytes, int8.bytes) << "transformers.js q8";
   // Under qemu the Whisper encoder (1500 positions) takes minutes; its integer MatMuls are the same
   // uint8-weight kernels the text models check here.
-  if (!m.speech)
+  if (!m.speech) {
     EXPECT_EQ(generate("ort_seq2seq.mjs", "int8_avx2", q8, OrtCpu::EmulatedAvx2).bytes, int8.bytes) << "emulated AVX2";
+  }
   std::printf("[ metrics  ] %s opset %d: INT8 greedy tokens equal to FP32: %lld of %lld\n", m.fixture.c_str(), opset,
               static_cast<long long>(equal_tokens(int8, want_seq)), static_cast<long long>(want_seq.numel()));
+}
+
+// Weights in external data (what files over 2 GB get): every file, the merged decoder included (its
+// weights read from the decoders' data files and written to its own), still generates the same tokens.
+TEST(Seq2SeqExternalData, EveryFileWorksWithExternalWeights) {
+  const Seq2Seq& m = kModels[1];  // bart
+  const fs::path dir = temp_dir("s2s_external");
+  ExportOptions opt;
+  opt.model_dir = models_dir() / m.fixture;
+  opt.out_dir = dir / "onnx";
+  opt.force_external_data = true;
+  export_model(opt);
+  for (const char* f : kFiles) {
+    EXPECT_TRUE(fs::exists(opt.out_dir / (std::string(f) + ".onnx_data"))) << f;
+    EXPECT_LT(fs::file_size(opt.out_dir / (std::string(f) + ".onnx")), 100000u) << f;  // no weights inline
+  }
+  const fs::path ref = models_dir() / m.fixture / "ref" / "generate";
+  for (const std::string form : {"", " --merged"}) {
+    const fs::path f = dir / "seq.npy";
+    run_tool("ort_seq2seq.mjs", opt.out_dir.string() + " " + ref.string() + " 8 " + f.string() + " " + seq2seq_flags(m) + form);
+    EXPECT_EQ(read_npy(f).bytes, read_npy(ref / "sequences.npy").bytes) << form;
+  }
 }
 
 std::vector<Case> cases() {
