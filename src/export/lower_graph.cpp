@@ -22,7 +22,13 @@ void set_value_info(LoweringContext& ctx, onnx::ValueInfoProto* vi, const Value*
   for (size_t i = 0; i < dims.size(); ++i) {
     auto* d = shape->add_dim();
     const bool numeric = !io.dims[i].empty() && std::all_of(io.dims[i].begin(), io.dims[i].end(), ::isdigit);
-    if (numeric) {
+    const auto colon = io.dims[i].find(':');
+    if (colon != std::string::npos) {  // "N:name": declared N, traced at other sizes (TensorSpec)
+      if (dims[i].has_value())
+        throw Error("'" + io.name + "' dim " + std::to_string(i) + " should follow " + io.dims[i].substr(colon + 1) +
+                    " but stayed " + std::to_string(*dims[i]) + " at both trace shapes: a size was frozen");
+      d->set_dim_value(std::stoll(io.dims[i].substr(0, colon)));
+    } else if (numeric) {
       if (!dims[i].has_value() || *dims[i] != std::stoll(io.dims[i]))
         throw Error("'" + io.name + "' dim " + std::to_string(i) + " should be " + io.dims[i] + " at both trace shapes");
       d->set_dim_value(*dims[i]);

@@ -56,7 +56,8 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
 
 // The exporter's own example input (the second trace shape) as .npy files, one per model input.
 std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) {
-  const DimSizes& dims = trace_shapes()[1];
+  DimSizes dims = trace_shapes()[1];
+  dims.erase("frames");  // trace-only: the model's own input length
   std::vector<torch::Tensor> tensors = model.example_inputs(dims);
   fs::create_directories(dir);
   for (size_t i = 0; i < model.inputs.size(); ++i) {

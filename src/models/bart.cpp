@@ -13,36 +13,23 @@ namespace hf2onnx::bart {
 namespace {
 
 // transformers BartConfig / MBartConfig, resolved.
-struct Config {
-  int64_t vocab_size, d_model, encoder_layers, decoder_layers, encoder_heads, decoder_heads, encoder_ffn_dim,
-      decoder_ffn_dim, max_position_embeddings;
-  layers::Activation activation;
+struct Config : Sizes {
+  int64_t max_position_embeddings;
   double embed_scale;
   bool mbart, tie_word_embeddings;
+  LayerConfig encoder_layer, decoder_layer;
   static Config from(const hf::Config& raw, bool mbart) {
     Config c;
+    static_cast<Sizes&>(c) = Sizes::from(raw, {50265, 1024, 12, 12, 16, 16, 4096, 4096});
     c.mbart = mbart;
-    c.vocab_size = raw.get_int("vocab_size").value_or(mbart ? 50265 : 50265);
-    c.d_model = raw.get_int("d_model").value_or(mbart ? 1024 : 1024);
-    c.encoder_layers = raw.get_int("encoder_layers").value_or(12);
-    c.decoder_layers = raw.get_int("decoder_layers").value_or(12);
-    c.encoder_heads = raw.get_int("encoder_attention_heads").value_or(16);
-    c.decoder_heads = raw.get_int("decoder_attention_heads").value_or(16);
-    c.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(4096);
-    c.decoder_ffn_dim = raw.get_int("decoder_ffn_dim").value_or(4096);
     c.max_position_embeddings = raw.get_int("max_position_embeddings").value_or(1024);
-    c.activation = layers::activation_from_config(raw, "activation_function", "gelu");
     c.embed_scale = raw.get_bool("scale_embedding").value_or(false) ? std::sqrt(static_cast<double>(c.d_model)) : 1.0;
     // normalize_before, add_final_layer_norm, add_bias_logits, static_position_embeddings: old configs carry
     // them; transformers 4.32 does not read them, and neither do we.
     c.tie_word_embeddings = raw.get_bool("tie_word_embeddings").value_or(true);
-    if (raw.get_bool("tie_encoder_decoder").value_or(false)) raw.fail("tie_encoder_decoder", "= true is not supported");
-    if (c.d_model % c.encoder_heads != 0) raw.fail("d_model", "must be a multiple of encoder_attention_heads");
-    if (c.d_model % c.decoder_heads != 0) raw.fail("d_model", "must be a multiple of decoder_attention_heads");
+    c.encoder_layer = c.layer(raw, false, mbart);  // mBART normalises before each block
+    c.decoder_layer = c.layer(raw, true, mbart);
     return c;
-  }
-  LayerConfig layer(bool decoder) const {
-    return {d_model, decoder ? decoder_heads : encoder_heads, decoder ? decoder_ffn_dim : encoder_ffn_dim, activation, mbart};
   }
 };
 
@@ -53,7 +40,7 @@ struct BartEncoderImpl : torch::nn::Module {
   BartEncoderImpl(const Config& c, layers::Embedding shared) : c_(c), embed_tokens(shared) {
     embed_positions = register_module("embed_positions", layers::Embedding(c.max_position_embeddings + kPositionOffset, c.d_model));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.layer(false)));
+    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.encoder_layer));
     layernorm_embedding = register_module("layernorm_embedding", layers::LayerNorm(c.d_model, 1e-5));
     if (c.mbart) layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
   }
@@ -76,7 +63,7 @@ struct BartDecoderImpl : torch::nn::Module {
   BartDecoderImpl(const Config& c, layers::Embedding shared) : c_(c), embed_tokens(shared) {
     embed_positions = register_module("embed_positions", layers::Embedding(c.max_position_embeddings + kPositionOffset, c.d_model));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.layer(true)));
+    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.decoder_layer));
     layernorm_embedding = register_module("layernorm_embedding", layers::LayerNorm(c.d_model, 1e-5));
     if (c.mbart) layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
   }
@@ -137,12 +124,7 @@ std::shared_ptr<ExportModel> build_bart(const BuildContext& ctx) {
   m->load_rules.ignored_keys = {R"((model\.)?(encoder|decoder)\.embed_tokens\.weight)"};
   if (c.tie_word_embeddings || ctx.task == Task::FeatureExtraction) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
   m->load_rules.optional_prefixes = {"model."};
-  layers::Seq2SeqSpec spec;
-  spec.decoder_layers = c.decoder_layers;
-  spec.decoder_heads = c.decoder_heads;
-  spec.head_dim = c.d_model / c.decoder_heads;
-  spec.d_model = c.d_model;
-  spec.encoder_vocab_size = spec.decoder_vocab_size = c.vocab_size;
+  layers::Seq2SeqSpec spec = c.seq2seq_spec();
 
   std::shared_ptr<BartModelImpl> base;
   if (ctx.task == Task::FeatureExtraction) {  // BartModel: the decoder's last_hidden_state

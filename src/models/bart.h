@@ -34,6 +34,17 @@ struct LayerConfig {
   bool k_bias = true;
 };
 
+// The sizes every BART-family config class has (BartConfig, MBartConfig, MarianConfig, WhisperConfig), resolved
+// with that class's defaults, and the checks they share (tie_encoder_decoder is refused: not implemented).
+struct Sizes {
+  int64_t vocab_size, d_model, encoder_layers, decoder_layers, encoder_heads, decoder_heads, encoder_ffn_dim,
+      decoder_ffn_dim;
+  static Sizes from(const hf::Config& raw, const Sizes& defaults);
+  LayerConfig layer(const hf::Config& raw, bool decoder, bool pre_layer_norm, bool k_bias = true) const;
+  // Decoder layers, heads and head dim, d_model and the vocabularies, for layers::set_seq2seq_graphs.
+  layers::Seq2SeqSpec seq2seq_spec() const;
+};
+
 // modeling_bart.BartEncoderLayer / modeling_mbart.MBartEncoderLayer (pre_layer_norm)
 struct BartEncoderLayerImpl : torch::nn::Module {
   explicit BartEncoderLayerImpl(const LayerConfig& c);

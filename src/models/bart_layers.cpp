@@ -86,6 +86,39 @@ torch::Tensor BartDecoderLayerImpl::forward(torch::Tensor h, const torch::Tensor
   return final_layer_norm(h + mlp(h));
 }
 
+Sizes Sizes::from(const hf::Config& raw, const Sizes& d) {
+  Sizes s;
+  s.vocab_size = raw.get_int("vocab_size").value_or(d.vocab_size);
+  s.d_model = raw.get_int("d_model").value_or(d.d_model);
+  s.encoder_layers = raw.get_int("encoder_layers").value_or(d.encoder_layers);
+  s.decoder_layers = raw.get_int("decoder_layers").value_or(d.decoder_layers);
+  s.encoder_heads = raw.get_int("encoder_attention_heads").value_or(d.encoder_heads);
+  s.decoder_heads = raw.get_int("decoder_attention_heads").value_or(d.decoder_heads);
+  s.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(d.encoder_ffn_dim);
+  s.decoder_ffn_dim = raw.get_int("decoder_ffn_dim").value_or(d.decoder_ffn_dim);
+  if (raw.get_bool("tie_encoder_decoder").value_or(false)) raw.fail("tie_encoder_decoder", "= true is not supported");
+  if (s.encoder_heads <= 0 || s.d_model % s.encoder_heads != 0)
+    raw.fail("d_model", "must be a multiple of encoder_attention_heads");
+  if (s.decoder_heads <= 0 || s.d_model % s.decoder_heads != 0)
+    raw.fail("d_model", "must be a multiple of decoder_attention_heads");
+  return s;
+}
+
+LayerConfig Sizes::layer(const hf::Config& raw, bool decoder, bool pre_layer_norm, bool k_bias) const {
+  return {d_model, decoder ? decoder_heads : encoder_heads, decoder ? decoder_ffn_dim : encoder_ffn_dim,
+          layers::activation_from_config(raw, "activation_function", "gelu"), pre_layer_norm, k_bias};
+}
+
+layers::Seq2SeqSpec Sizes::seq2seq_spec() const {
+  layers::Seq2SeqSpec spec;
+  spec.decoder_layers = decoder_layers;
+  spec.decoder_heads = decoder_heads;
+  spec.head_dim = d_model / decoder_heads;
+  spec.d_model = d_model;
+  spec.encoder_vocab_size = spec.decoder_vocab_size = vocab_size;
+  return spec;
+}
+
 torch::Tensor causal_mask(const torch::Tensor& input_ids, const layers::Seq2SeqCache& first_layer) {
   auto visible = layers::decoder_causal_visible(input_ids, first_layer);
   return torch::zeros_like(visible, torch::kFloat).masked_fill(visible.logical_not(), std::numeric_limits<float>::lowest());

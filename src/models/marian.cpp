@@ -19,40 +19,26 @@ using bart::BartEncoderLayer;
 using bart::BartEncoderLayerImpl;
 
 // transformers MarianConfig, resolved.
-struct Config {
-  int64_t vocab_size, decoder_vocab_size, d_model, encoder_layers, decoder_layers, encoder_heads, decoder_heads,
-      encoder_ffn_dim, decoder_ffn_dim, max_position_embeddings;
-  layers::Activation activation;
+struct Config : bart::Sizes {
+  int64_t decoder_vocab_size, max_position_embeddings;
   double embed_scale;
   bool share_embeddings, tie_word_embeddings;
+  bart::LayerConfig encoder_layer, decoder_layer;
   static Config from(const hf::Config& raw) {
     Config c;
-    c.vocab_size = raw.get_int("vocab_size").value_or(58101);
+    static_cast<bart::Sizes&>(c) = bart::Sizes::from(raw, {58101, 1024, 12, 12, 16, 16, 4096, 4096});
     c.decoder_vocab_size = raw.get_int("decoder_vocab_size").value_or(c.vocab_size);
-    c.d_model = raw.get_int("d_model").value_or(1024);
-    c.encoder_layers = raw.get_int("encoder_layers").value_or(12);
-    c.decoder_layers = raw.get_int("decoder_layers").value_or(12);
-    c.encoder_heads = raw.get_int("encoder_attention_heads").value_or(16);
-    c.decoder_heads = raw.get_int("decoder_attention_heads").value_or(16);
-    c.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(4096);
-    c.decoder_ffn_dim = raw.get_int("decoder_ffn_dim").value_or(4096);
     c.max_position_embeddings = raw.get_int("max_position_embeddings").value_or(1024);
-    c.activation = layers::activation_from_config(raw, "activation_function", "gelu");
     c.embed_scale = raw.get_bool("scale_embedding").value_or(false) ? std::sqrt(static_cast<double>(c.d_model)) : 1.0;
     c.share_embeddings = raw.get_bool("share_encoder_decoder_embeddings").value_or(true);
     c.tie_word_embeddings = raw.get_bool("tie_word_embeddings").value_or(true);
-    if (raw.get_bool("tie_encoder_decoder").value_or(false)) raw.fail("tie_encoder_decoder", "= true is not supported");
-    if (c.d_model % c.encoder_heads != 0) raw.fail("d_model", "must be a multiple of encoder_attention_heads");
-    if (c.d_model % c.decoder_heads != 0) raw.fail("d_model", "must be a multiple of decoder_attention_heads");
     // transformers ties lm_head [decoder_vocab_size, d] to the decoder embedding [vocab_size, d] (4.32 copies
     // `shared` into it), which only works when the sizes agree.
     if (c.tie_word_embeddings && c.decoder_vocab_size != c.vocab_size)
       raw.fail("decoder_vocab_size", "differs from vocab_size while tie_word_embeddings is true");
+    c.encoder_layer = c.layer(raw, false, /*pre_layer_norm=*/false);
+    c.decoder_layer = c.layer(raw, true, /*pre_layer_norm=*/false);
     return c;
-  }
-  bart::LayerConfig layer(bool decoder) const {
-    return {d_model, decoder ? decoder_heads : encoder_heads, decoder ? decoder_ffn_dim : encoder_ffn_dim, activation,
-            /*pre_layer_norm=*/false};
   }
 };
 
@@ -87,7 +73,7 @@ struct MarianEncoderImpl : torch::nn::Module {
     embed_tokens = tokens ? tokens : register_module("embed_tokens", layers::Embedding(c.vocab_size, c.d_model));
     embed_positions = register_module("embed_positions", MarianPositions(c.max_position_embeddings, c.d_model, stored_positions));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.layer(false)));
+    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.encoder_layer));
   }
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
     auto h = embed_tokens(input_ids) * c_.embed_scale + embed_positions(layers::positions_like(input_ids));
@@ -109,7 +95,7 @@ struct MarianDecoderImpl : torch::nn::Module {
     embed_tokens = tokens ? tokens : register_module("embed_tokens", layers::Embedding(c.vocab_size, c.d_model));
     embed_positions = register_module("embed_positions", MarianPositions(c.max_position_embeddings, c.d_model, stored_positions));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.layer(true)));
+    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.decoder_layer));
   }
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
                         const torch::Tensor& encoder_attention_mask, std::vector<layers::Seq2SeqCache>& caches) {
@@ -170,12 +156,7 @@ std::shared_ptr<ExportModel> build_marian(const BuildContext& ctx) {
   if (c.share_embeddings)  // the stacks' stored copies of `shared`
     m->load_rules.ignored_keys.push_back(R"((model\.)?(encoder|decoder)\.embed_tokens\.weight)");
   if (c.tie_word_embeddings || ctx.task == Task::FeatureExtraction) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-  layers::Seq2SeqSpec spec;
-  spec.decoder_layers = c.decoder_layers;
-  spec.decoder_heads = c.decoder_heads;
-  spec.head_dim = c.d_model / c.decoder_heads;
-  spec.d_model = c.d_model;
-  spec.encoder_vocab_size = c.vocab_size;
+  layers::Seq2SeqSpec spec = c.seq2seq_spec();
   spec.decoder_vocab_size = std::min(c.vocab_size, c.decoder_vocab_size);
 
   std::shared_ptr<MarianModelImpl> base;

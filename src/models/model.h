@@ -19,7 +19,9 @@ struct TensorSpec {
   std::string name;                 // ONNX name: input_ids, logits, ...
   torch::Dtype dtype = torch::kFloat;
   // Per dim: a dynamic dim name ("batch_size", "past_sequence_length + sequence_length"), a number for a
-  // static size, or "" for a static size taken from the trace.
+  // static size, "" for a static size taken from the trace, or "N:name" for a size the model fixes at N
+  // (declared static in the file) that the graph nevertheless follows, traced at smaller sizes because a
+  // forward at N is costly (Whisper's 3000 frames).
   std::vector<std::string> dims;
 };
 
@@ -28,13 +30,17 @@ using DimSizes = std::map<std::string, int64_t>;
 
 // The two shapes every forward is traced at: every dynamic size differs between them, and neither is a
 // shape the tests validate at (fixture sets a: 2×7, b: 3×11), so a frozen size cannot pass unnoticed.
+// "frames" is a trace-only size: Whisper's input length, which the model fixes at 3000 (what example
+// inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice (a 50k-vocabulary lm_head at every position).
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 4}, {"sequence_length", 5}, {"past_sequence_length", 3},  // totals 8 and 10
-       {"encoder_sequence_length", 9}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3}},
+       {"encoder_sequence_length", 9}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
+       {"frames", 18}},
       {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 4},
-       {"encoder_sequence_length", 12}, {"decoder_sequence_length", 4}, {"past_decoder_sequence_length", 6}}};
+       {"encoder_sequence_length", 12}, {"decoder_sequence_length", 4}, {"past_decoder_sequence_length", 6},
+       {"frames", 24}}};
   return kShapes;
 }
 

@@ -18,35 +18,22 @@ using bart::BartEncoderLayer;
 using bart::BartEncoderLayerImpl;
 
 // transformers WhisperConfig, resolved.
-struct Config {
-  int64_t vocab_size, num_mel_bins, d_model, encoder_layers, decoder_layers, encoder_heads, decoder_heads,
-      encoder_ffn_dim, decoder_ffn_dim, max_source_positions, max_target_positions;
-  layers::Activation activation;
+struct Config : bart::Sizes {
+  int64_t num_mel_bins, max_source_positions, max_target_positions;
+  bart::LayerConfig encoder_layer, decoder_layer;
   static Config from(const hf::Config& raw) {
     Config c;
-    c.vocab_size = raw.get_int("vocab_size").value_or(51865);
+    static_cast<bart::Sizes&>(c) = bart::Sizes::from(raw, {51865, 256, 4, 4, 4, 4, 1536, 1536});
     c.num_mel_bins = raw.get_int("num_mel_bins").value_or(80);
-    c.d_model = raw.get_int("d_model").value_or(256);
-    c.encoder_layers = raw.get_int("encoder_layers").value_or(4);
-    c.decoder_layers = raw.get_int("decoder_layers").value_or(4);
-    c.encoder_heads = raw.get_int("encoder_attention_heads").value_or(4);
-    c.decoder_heads = raw.get_int("decoder_attention_heads").value_or(4);
-    c.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(1536);
-    c.decoder_ffn_dim = raw.get_int("decoder_ffn_dim").value_or(1536);
     c.max_source_positions = raw.get_int("max_source_positions").value_or(1500);
     c.max_target_positions = raw.get_int("max_target_positions").value_or(448);
-    c.activation = layers::activation_from_config(raw, "activation_function", "gelu");
     if (c.max_source_positions * 2 != 3000)
       raw.fail("max_source_positions", "must be 1500 (the encoder reads 3000 frames, halved by conv2)");
     if (raw.get_bool("use_weighted_layer_sum").value_or(false))
       raw.fail("use_weighted_layer_sum", "= true is not supported (audio classification head)");
-    if (c.d_model % c.encoder_heads != 0) raw.fail("d_model", "must be a multiple of encoder_attention_heads");
-    if (c.d_model % c.decoder_heads != 0) raw.fail("d_model", "must be a multiple of decoder_attention_heads");
+    c.encoder_layer = c.layer(raw, false, /*pre_layer_norm=*/true, /*k_bias=*/false);
+    c.decoder_layer = c.layer(raw, true, /*pre_layer_norm=*/true, /*k_bias=*/false);
     return c;
-  }
-  bart::LayerConfig layer(bool decoder) const {
-    return {d_model, decoder ? decoder_heads : encoder_heads, decoder ? decoder_ffn_dim : encoder_ffn_dim, activation,
-            /*pre_layer_norm=*/true, /*k_bias=*/false};
   }
 };
 
@@ -69,12 +56,13 @@ struct WhisperEncoderImpl : torch::nn::Module {
     conv2 = register_module("conv2", Conv1d(c.d_model, c.d_model, 3, 2, 1));
     embed_positions = register_module("embed_positions", layers::Embedding(c.max_source_positions, c.d_model));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.layer(false)));
+    for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.encoder_layer));
     layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
   }
   torch::Tensor forward(const torch::Tensor& input_features) {
     auto h = torch::gelu(conv2(torch::gelu(conv1(input_features)))).permute({0, 2, 1});
-    h = h + embed_positions->weight;  // all 1500 positions: the input is 3000 frames
+    // All 1500 stored positions for the 3000 frames the graph declares (one per position; traced at fewer).
+    h = h + embed_positions(layers::positions_like(h.select(-1, 0).to(torch::kLong)));
     for (const auto& layer : *layers) h = layer->as<BartEncoderLayerImpl>()->forward(h, torch::Tensor());
     return layer_norm(h);
   }
@@ -91,7 +79,7 @@ struct WhisperDecoderImpl : torch::nn::Module {
     embed_tokens = register_module("embed_tokens", layers::Embedding(c.vocab_size, c.d_model));
     embed_positions = register_module("embed_positions", layers::Embedding(c.max_target_positions, c.d_model));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.layer(true)));
+    for (int64_t i = 0; i < c.decoder_layers; ++i) layers->push_back(BartDecoderLayer(c.decoder_layer));
     layer_norm = register_module("layer_norm", layers::LayerNorm(c.d_model, 1e-5));
   }
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
@@ -137,12 +125,7 @@ std::shared_ptr<ExportModel> build_whisper(const BuildContext& ctx) {
   m->task = ctx.task;
   m->load_rules.ignored_keys = {R"(proj_out\.weight)"};  // the stored copy of the tied decoder embedding
   m->load_rules.optional_prefixes = {"model."};
-  layers::Seq2SeqSpec spec;
-  spec.decoder_layers = c.decoder_layers;
-  spec.decoder_heads = c.decoder_heads;
-  spec.head_dim = c.d_model / c.decoder_heads;
-  spec.d_model = c.d_model;
-  spec.encoder_vocab_size = spec.decoder_vocab_size = c.vocab_size;
+  layers::Seq2SeqSpec spec = c.seq2seq_spec();
   spec.num_mel_bins = c.num_mel_bins;
 
   std::shared_ptr<WhisperModelImpl> base;

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 #include "onnx/check.h"
 #include "onnx/reader.h"
@@ -18,10 +19,15 @@ bool stays_in_branch(const LazyTensor& t) {
   return t.header.dims_size() == 0 || (t.header.dims_size() == 1 && int_type);
 }
 
+// Compared byte for byte; the mapped pages are given back afterwards, so that comparing two decoders'
+// weights does not keep both resident (the writer reads the kept copy again when it streams it).
 bool same_tensor(const LazyTensor& a, const LazyTensor& b) {
   if (a.header.data_type() != b.header.data_type() || a.dims() != b.dims()) return false;
   const TensorBytes x = a.bytes(), y = b.bytes();
-  return x.size == y.size && (x.size == 0 || std::memcmp(x.data, y.data, x.size) == 0);
+  const bool same = x.size == y.size && (x.size == 0 || std::memcmp(x.data, y.data, x.size) == 0);
+  for (const TensorBytes* bytes : {&x, &y})
+    MappedFile::release_pages(bytes->data, bytes->size);  // a no-op unless the bytes are a file mapping
+  return same;
 }
 
 onnx::TensorProto inline_tensor(const LazyTensor& t, const std::string& name) {

@@ -37,7 +37,9 @@ fs::path patched_model(const std::string& fixture, const std::string& architectu
   const nlohmann::json p = nlohmann::json::parse("{" + patch + "}");
   cfg.merge_patch(p);
   for (const auto& [k, v] : p.items())
-    if (!v.is_null()) EXPECT_EQ(cfg[k], v) << k;
+    if (!v.is_null()) {
+      EXPECT_EQ(cfg[k], v) << k;
+    }
   write_file(dir / "config.json", cfg.dump(2));
   return dir;
 }

@@ -12,7 +12,7 @@ const char* const kDecLen = "decoder_sequence_length";
 const char* const kPastLen = "past_decoder_sequence_length";
 const char* const kPresentLen = "past_decoder_sequence_length + decoder_sequence_length";
 const char* const kCrossLen = "encoder_sequence_length_out";
-constexpr int64_t kFrames = 3000;  // Whisper's fixed 30 s of 10 ms frames
+constexpr int64_t kFrames = 3000;  // Whisper's fixed 30 s of 10 ms frames (declared; traced at fewer)
 
 int64_t size_of(const std::string& dim, const DimSizes& sizes) {
   if (dim == kCrossLen) return sizes.at(kEncLen);
@@ -54,19 +54,20 @@ void set_seq2seq_graphs(ExportModel& m, const Seq2SeqSpec& s, EncoderForward enc
 
   ExportGraph& enc = m.graph(GraphKind::Encoder);
   if (speech)
-    enc.inputs = {{"input_features", torch::kFloat, {kBatch, std::to_string(s.num_mel_bins), std::to_string(kFrames)}}};
+    enc.inputs = {{"input_features", torch::kFloat, {kBatch, std::to_string(s.num_mel_bins), std::to_string(kFrames) + ":frames"}}};
   else
     enc.inputs = {{"input_ids", torch::kLong, {kBatch, kEncLen}}, {"attention_mask", torch::kLong, {kBatch, kEncLen}}};
-  enc.outputs = {{"last_hidden_state", torch::kFloat, {kBatch, speech ? "" : kEncLen, std::to_string(s.d_model)}}};
+  enc.outputs = {{"last_hidden_state", torch::kFloat,
+                  {kBatch, speech ? std::to_string(kFrames / 2) + ":frames / 2" : kEncLen, std::to_string(s.d_model)}}};
   enc.forward = [encoder, speech](const std::vector<torch::Tensor>& in) {
     return std::vector<torch::Tensor>{encoder(in[0], speech ? torch::Tensor() : in[1])};
   };
   if (!speech)
     enc.example_inputs = example_factory(enc.inputs, s);
   else
-    enc.example_inputs = [bins = s.num_mel_bins](const DimSizes& d) {
+    enc.example_inputs = [bins = s.num_mel_bins](const DimSizes& d) {  // trace_shapes() has short "frames"
       torch::manual_seed(0);
-      return std::vector<torch::Tensor>{torch::randn({d.at(kBatch), bins, kFrames})};
+      return std::vector<torch::Tensor>{torch::randn({d.at(kBatch), bins, d.count("frames") ? d.at("frames") : kFrames})};
     };
 
   // Inputs in Optimum's order (the order of the HF forward's parameters).
