@@ -2,6 +2,7 @@
 // per stage with its time.
 #include <algorithm>
 #include <fstream>
+#include <future>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +59,8 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
 std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) {
   DimSizes dims = trace_shapes()[1];
   dims.erase("frames");  // trace-only: the model's own input length
+  if (std::any_of(model.inputs.begin(), model.inputs.end(), [](const TensorSpec& s) { return s.name == "input_features"; }))
+    dims["batch_size"] = 2;  // 30 s of audio per row: two rows keep the check short
   std::vector<torch::Tensor> tensors = model.example_inputs(dims);
   fs::create_directories(dir);
   for (size_t i = 0; i < model.inputs.size(); ++i) {
@@ -219,10 +222,24 @@ ExportResult export_model(const ExportOptions& opt) {
   };
   const bool merge = std::any_of(model->graphs.begin(), model->graphs.end(),
                                  [](const ExportGraph& g) { return g.kind == GraphKind::DecoderWithPast; });
-  for (size_t i = 0; i < lowered.size(); ++i) {
+  // Several graphs: the first (the encoder) is written on a second thread while this one writes the others
+  // (each file streams its own weights; the time goes into copying them into the page cache).
+  auto write_graph = [&](size_t i) {
     warn_on_non_finite(lowered[i].initializers, checkpoint);
     write_onnx(lowered[i].model, lowered[i].initializers, out.stage(file_of(model->graphs[i].kind)), external);
+  };
+  std::future<void> first = std::async(lowered.size() > 1 ? std::launch::async : std::launch::deferred, write_graph, 0);
+  std::exception_ptr failed;
+  for (size_t i = 1; i < lowered.size(); ++i) {
+    try {
+      write_graph(i);
+    } catch (...) {
+      failed = std::current_exception();
+      break;
+    }
   }
+  first.get();  // waits (and rethrows its error) before this thread's error, so no write outlives the stage
+  if (failed) std::rethrow_exception(failed);
   // transformers.js loads one decoder: both decoders as the branches of an If on use_cache_branch.
   auto merge_decoders_into = [&](const char* suffix) {
     merge_decoders(out.stage(file_of(GraphKind::Decoder, suffix)), out.stage(file_of(GraphKind::DecoderWithPast, suffix)),

@@ -36,11 +36,11 @@ inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice (a 50k-vocabulary lm_head at every position).
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 4}, {"sequence_length", 5}, {"past_sequence_length", 3},  // totals 8 and 10
-       {"encoder_sequence_length", 9}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
-       {"frames", 18}},
+       {"encoder_sequence_length", 5}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
+       {"frames", 10}},
       {{"batch_size", 5}, {"sequence_length", 6}, {"past_sequence_length", 4},
-       {"encoder_sequence_length", 12}, {"decoder_sequence_length", 4}, {"past_decoder_sequence_length", 6},
-       {"frames", 24}}};
+       {"encoder_sequence_length", 7}, {"decoder_sequence_length", 3}, {"past_decoder_sequence_length", 4},
+       {"frames", 14}}};
   return kShapes;
 }
 
