@@ -1,17 +1,18 @@
 # Shared by the benchmark scripts (sourced). Needs $work and $runs.
 
 # measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
-# CLEANUP_PATH first); sets best_wall (lowest seconds) and best_rss (highest KB).
+# CLEANUP_PATH first); sets best_wall (lowest seconds), all_walls ("a / b / c") and best_rss (highest KB).
 measure() {
   local label=$1 cleanup=$2 wall rss
   shift 2
-  best_wall=""; best_rss=""
+  best_wall=""; best_rss=""; all_walls=""
   for i in $(seq "$runs"); do
     rm -rf "$cleanup"
     /usr/bin/time -v "$@" 2> "$work/time.txt"
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")
     echo "$label run $i: ${wall} s, peak RSS ${rss} KB"
+    all_walls+="${all_walls:+ / }${wall}"
     if [ -z "$best_wall" ] || awk "BEGIN{exit !($wall < $best_wall)}"; then best_wall=$wall; fi
     if [ -z "$best_rss" ] || [ "$rss" -gt "$best_rss" ]; then best_rss=$rss; fi
   done

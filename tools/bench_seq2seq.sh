@@ -27,7 +27,7 @@ for spec in "t5-base:0:t5-input" "whisper-small:50258:whisper-input"; do
   bytes=$(stat -c %s "$work/$preset/model.safetensors")
   runs=3
   measure "$preset export" "$work/$preset-onnx" build/hf2onnx export -q "$work/$preset" "$work/$preset-onnx"
-  wall=$best_wall; rss=$best_rss
+  wall="$best_wall ($all_walls)"; rss=$best_rss
   runs=1
   measure "$preset export --quantize" "$work/$preset-onnx" build/hf2onnx export -q --quantize "$work/$preset" "$work/$preset-onnx"
   qwall=$best_wall; qrss=$best_rss
@@ -45,11 +45,11 @@ done
 replace_section seq2seq <<MD
 ## Encoder-decoder models (tools/bench_seq2seq.sh, $(date -u +%Y-%m-%d))
 
-CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores. Export writes encoder_model, decoder_model,
+CPU: $(lscpu | sed -n 's/^Model name: *//p') ($(lscpu | grep -o 'avx512_vnni\|amx_int8\|avx2' | sort -u | tr '\n' ' ')), $(nproc) cores. Export writes encoder_model, decoder_model,
 decoder_with_past_model and decoder_model_merged (with --quantize also their four _quantized twins, each
 checked against its FP32 file in ONNX Runtime).
 
-| model | checkpoint | export wall (best of 3) | export peak RSS | export --quantize: wall, peak RSS | .onnx files |
+| model | checkpoint | export wall: best (all 3 runs) | export peak RSS | export --quantize: wall, peak RSS | .onnx files |
 |---|---|---|---|---|---|
 ${rows}
 Targets: export ≤ 4 s and peak RSS ≤ 1× the checkpoint.
