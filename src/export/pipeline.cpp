@@ -242,8 +242,12 @@ ExportResult export_model(const ExportOptions& opt) {
   if (failed) std::rethrow_exception(failed);
   // transformers.js loads one decoder: both decoders as the branches of an If on use_cache_branch.
   auto merge_decoders_into = [&](const char* suffix) {
+    Stopwatch merge_sw;
+    const std::string merged = file_of(GraphKind::DecoderMerged, suffix);
     merge_decoders(out.stage(file_of(GraphKind::Decoder, suffix)), out.stage(file_of(GraphKind::DecoderWithPast, suffix)),
-                   out.stage(file_of(GraphKind::DecoderMerged, suffix)), external);
+                   out.stage(merged), external);
+    spdlog::info("merged {} and {} into {} in {:.2f} s", file_of(GraphKind::Decoder, suffix),
+                 file_of(GraphKind::DecoderWithPast, suffix), merged, merge_sw.seconds());
   };
   if (merge) merge_decoders_into("");
   std::vector<std::pair<std::string, QuantizeResult>> quantized;
