@@ -98,6 +98,8 @@ bool Config::has(const std::string& key) const {
   return it != impl_->json.end() && !it->is_null();
 }
 
+bool Config::contains(const std::string& key) const { return impl_->json.contains(key); }
+
 std::optional<int64_t> Config::get_int(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const auto& v = impl_->json.at(key);
@@ -139,6 +141,18 @@ std::vector<std::string> Config::get_strings(const std::string& key) const {
   for (const auto& e : v) {
     if (!e.is_string()) fail(key, "must be a list of strings, got a list holding " + describe(e));
     out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<double> Config::get_doubles(const std::string& key) const {
+  std::vector<double> out;
+  if (!has(key)) return out;
+  const auto& v = impl_->json.at(key);
+  if (!v.is_array()) fail(key, "must be a list of numbers, got " + describe(v));
+  for (const auto& e : v) {
+    if (!e.is_number()) fail(key, "must be a list of numbers, got a list holding " + describe(e));
+    out.push_back(e.get<double>());
   }
   return out;
 }

@@ -26,11 +26,13 @@ class Config {
   static Config parse(const std::string& json_text, const std::string& source);
 
   bool has(const std::string& key) const;       // present and not null
+  bool contains(const std::string& key) const;  // present, null included (null can differ from absent)
   std::optional<int64_t> get_int(const std::string& key) const;
   std::optional<double> get_double(const std::string& key) const;
   std::optional<bool> get_bool(const std::string& key) const;
   std::optional<std::string> get_string(const std::string& key) const;
   std::vector<std::string> get_strings(const std::string& key) const;  // empty when absent
+  std::vector<double> get_doubles(const std::string& key) const;       // empty when absent
   size_t object_size(const std::string& key) const;                    // e.g. id2label; 0 when absent
   std::optional<Config> get_object(const std::string& key) const;      // a nested object (rope_scaling)
 

@@ -1,6 +1,8 @@
-// Llama — mirrors transformers/models/llama/modeling_llama.py (v4.32): LlamaModel and LlamaForCausalLM with a
-// KV cache, grouped-query attention, rotary embeddings (plain, linear, dynamic NTK). The attention keeps
-// two switches that make Mistral (sliding_window) and Qwen2 (biases on q/k/v only) a config away.
+// Llama — mirrors transformers/models/llama/modeling_llama.py (v4.32; rope_scaling llama3 as 4.44):
+// LlamaModel and LlamaForCausalLM with a KV cache, grouped-query attention, rotary embeddings. The modules
+// are shared by the families transformers copies from Llama, each resolving its own config class into
+// llama::Config (llama.h): Mistral (sliding window), Qwen2 (biases on q/k/v only), Gemma (explicit head_dim,
+// RMSNorm with 1 + weight, scaled embeddings).
 #include <cmath>
 #include <limits>
 
@@ -9,50 +11,50 @@
 #include "models/layers/common.h"
 #include "models/layers/dynamic.h"
 #include "models/layers/rotary.h"
+#include "models/llama.h"
 #include "models/model.h"
 
 namespace hf2onnx::llama {
-namespace {
 
-// transformers LlamaConfig, resolved.
-struct Config {
-  int64_t vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads;
-  double rms_norm_eps;
-  layers::Activation hidden_act;
-  layers::RotaryConfig rope;
-  bool tie_word_embeddings;
-  bool qkv_bias, o_bias;        // attention_bias (Llama: all four); Qwen2 would set q/k/v only
-  int64_t sliding_window = 0;   // 0: full causal attention (Mistral sets a window)
-  static Config from(const hf::Config& raw) {
-    Config c;
-    c.vocab_size = raw.get_int("vocab_size").value_or(32000);
-    c.hidden_size = raw.get_int("hidden_size").value_or(4096);
-    c.intermediate_size = raw.get_int("intermediate_size").value_or(11008);
-    c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(32);
-    c.num_attention_heads = raw.get_int("num_attention_heads").value_or(32);
-    c.num_key_value_heads = raw.get_int("num_key_value_heads").value_or(c.num_attention_heads);
-    c.rms_norm_eps = raw.get_double("rms_norm_eps").value_or(1e-6);
-    c.hidden_act = layers::activation_from_config(raw, "hidden_act", "silu");
-    c.tie_word_embeddings = raw.get_bool("tie_word_embeddings").value_or(false);
-    c.qkv_bias = c.o_bias = raw.get_bool("attention_bias").value_or(false);
-    if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
-      raw.fail("hidden_size", "must be a multiple of num_attention_heads");
-    if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
-      raw.fail("num_key_value_heads", "must divide num_attention_heads");
-    c.rope = layers::RotaryConfig::from(raw, c.head_dim());
-    return c;
+Config Config::from(const hf::Config& raw, const Defaults& d) {
+  Config c;
+  c.vocab_size = raw.get_int("vocab_size").value_or(d.vocab_size);
+  c.hidden_size = raw.get_int("hidden_size").value_or(d.hidden_size);
+  c.intermediate_size = raw.get_int("intermediate_size").value_or(d.intermediate_size);
+  c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(d.num_hidden_layers);
+  c.num_attention_heads = raw.get_int("num_attention_heads").value_or(d.num_attention_heads);
+  c.num_key_value_heads = raw.get_int("num_key_value_heads").value_or(d.num_key_value_heads > 0 ? d.num_key_value_heads : c.num_attention_heads);
+  c.rms_norm_eps = raw.get_double("rms_norm_eps").value_or(d.rms_norm_eps);
+  c.hidden_act = layers::activation_from_config(raw, d.activation_key, d.activation);
+  c.tie_word_embeddings = raw.get_bool("tie_word_embeddings").value_or(d.tie_word_embeddings);
+  c.qkv_bias = c.o_bias = raw.get_bool("attention_bias").value_or(false);
+  c.mlp_bias = raw.get_bool("mlp_bias").value_or(false);
+  if (c.num_attention_heads <= 0) raw.fail("num_attention_heads", "must be positive");
+  if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0)
+    raw.fail("num_key_value_heads", "must divide num_attention_heads");
+  if (d.explicit_head_dim && raw.has("head_dim")) {
+    c.head_dim = *raw.get_int("head_dim");
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0) raw.fail("hidden_size", "must be a multiple of num_attention_heads");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
   }
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
-};
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0) raw.fail("head_dim", "must be a positive even number");
+  c.rope = d.reads_rope_scaling ? layers::RotaryConfig::from(raw, c.head_dim, d.max_position_embeddings)
+                                : layers::RotaryConfig::unscaled(raw, c.head_dim, d.max_position_embeddings);
+  return c;
+}
+
+namespace {
 
 using layers::KVCache;
 
 // modeling_llama.LlamaAttention
 struct LlamaAttentionImpl : torch::nn::Module {
   explicit LlamaAttentionImpl(const Config& c)
-      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
+      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
     q_proj = register_module("q_proj", layers::Linear(c.hidden_size, heads * head_dim, c.qkv_bias));
     k_proj = register_module("k_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+    // (the bias flags: Llama's attention_bias sets all four, Qwen2 has q/k/v only)
     v_proj = register_module("v_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
     o_proj = register_module("o_proj", layers::Linear(heads * head_dim, c.hidden_size, c.o_bias));
   }
@@ -79,9 +81,9 @@ TORCH_MODULE(LlamaAttention);
 // modeling_llama.LlamaMLP: down(act(gate(x)) * up(x))
 struct LlamaMLPImpl : torch::nn::Module {
   explicit LlamaMLPImpl(const Config& c) : act(c.hidden_act) {
-    gate_proj = register_module("gate_proj", layers::Linear(c.hidden_size, c.intermediate_size, false));
-    up_proj = register_module("up_proj", layers::Linear(c.hidden_size, c.intermediate_size, false));
-    down_proj = register_module("down_proj", layers::Linear(c.intermediate_size, c.hidden_size, false));
+    gate_proj = register_module("gate_proj", layers::Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    up_proj = register_module("up_proj", layers::Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    down_proj = register_module("down_proj", layers::Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
   }
   torch::Tensor forward(const torch::Tensor& x) { return down_proj(layers::activate(act, gate_proj(x)) * up_proj(x)); }
   layers::Activation act;
@@ -94,8 +96,9 @@ struct LlamaDecoderLayerImpl : torch::nn::Module {
   explicit LlamaDecoderLayerImpl(const Config& c) {
     self_attn = register_module("self_attn", LlamaAttention(c));
     mlp = register_module("mlp", LlamaMLP(c));
-    input_layernorm = register_module("input_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
-    post_attention_layernorm = register_module("post_attention_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
+    input_layernorm = register_module("input_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps, c.norm_plus_one));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps, c.norm_plus_one));
   }
   torch::Tensor forward(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin, KVCache& cache,
                         const torch::Tensor& visible) {
@@ -110,17 +113,18 @@ TORCH_MODULE(LlamaDecoderLayer);
 
 // modeling_llama.LlamaModel
 struct LlamaModelImpl : torch::nn::Module {
-  explicit LlamaModelImpl(const Config& c) : rotary(c.rope), sliding_window(c.sliding_window) {
+  explicit LlamaModelImpl(const Config& c) : rotary(c.rope), sliding_window(c.sliding_window), embed_scale(c.embed_scale) {
     embed_tokens = register_module("embed_tokens", layers::Embedding(c.vocab_size, c.hidden_size));
     layers_ = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(LlamaDecoderLayer(c));
-    norm = register_module("norm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps));
+    norm = register_module("norm", layers::RMSNorm(c.hidden_size, c.rms_norm_eps, c.norm_plus_one));
   }
   // in: input_ids, attention_mask, position_ids, then past key/value per layer. Fills `caches` with the presents.
   torch::Tensor forward(const std::vector<torch::Tensor>& in, std::vector<KVCache>& caches) {
     const auto& input_ids = in[0];
     const auto& attention_mask = in[1];
     auto hidden = embed_tokens(input_ids);
+    if (embed_scale != 1.0) hidden = hidden * embed_scale;  // Gemma: sqrt(hidden_size) as a float32 tensor
     auto [cos, sin] = rotary.cos_sin(in[2], attention_mask);
     auto visible = layers::decoder_visible(input_ids, attention_mask, sliding_window);
     for (size_t i = 0; i < layers_->size(); ++i) {
@@ -131,6 +135,7 @@ struct LlamaModelImpl : torch::nn::Module {
   }
   layers::RotaryEmbedding rotary;
   int64_t sliding_window;
+  double embed_scale;
   layers::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers_;
   layers::RMSNorm norm{nullptr};
@@ -152,9 +157,8 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
 
 namespace hf2onnx {
 
-std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
+std::shared_ptr<ExportModel> llama::build(const BuildContext& ctx, const Config& c, const std::string& family) {
   using namespace llama;
-  const Config c = Config::from(ctx.config);
   auto m = std::make_shared<ExportModel>();
   m->task = ctx.task;
   m->load_rules.ignored_keys = {R"((model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq)"};  // persisted buffers
@@ -164,20 +168,25 @@ std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
     auto model = std::make_shared<LlamaModelImpl>(c);
     m->module = model;
     m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size,
+    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size,
                            "last_hidden_state", c.hidden_size);
     m->graph().forward = layers::hidden_states_forward(model);
     return m;
   }
   if (ctx.task != Task::TextGeneration)
-    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by Llama models");
+    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by " + family + " models");
   auto model = std::make_shared<LlamaForCausalLMImpl>(c);
   m->module = model;
   if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim(), c.vocab_size, "logits",
+  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size, "logits",
                          c.vocab_size);
   m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
   return m;
+}
+
+std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {
+  // LlamaConfig's defaults.
+  return llama::build(ctx, llama::Config::from(ctx.config, {}), "Llama");
 }
 
 }  // namespace hf2onnx

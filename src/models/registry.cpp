@@ -39,6 +39,16 @@ const std::vector<ArchEntry>& architecture_table() {
       // llama.cpp — transformers/models/llama/modeling_llama.py (decoder with KV cache, GQA, RoPE scaling)
       {"LlamaModel", "llama", T::FeatureExtraction, &build_llama},
       {"LlamaForCausalLM", "llama", T::TextGeneration, &build_llama},
+      // mistral.cpp, qwen2.cpp, gemma.cpp — Llama's modules (llama.h) with each family's config (v4.44)
+      {"MistralModel", "mistral", T::FeatureExtraction, &build_mistral},
+      {"MistralForCausalLM", "mistral", T::TextGeneration, &build_mistral},
+      {"Qwen2Model", "qwen2", T::FeatureExtraction, &build_qwen2},
+      {"Qwen2ForCausalLM", "qwen2", T::TextGeneration, &build_qwen2},
+      {"GemmaModel", "gemma", T::FeatureExtraction, &build_gemma},
+      {"GemmaForCausalLM", "gemma", T::TextGeneration, &build_gemma},
+      // phi3.cpp — transformers/models/phi3/modeling_phi3.py (v4.44: fused projections, longrope)
+      {"Phi3Model", "phi3", T::FeatureExtraction, &build_phi3},
+      {"Phi3ForCausalLM", "phi3", T::TextGeneration, &build_phi3},
       // bart.cpp — transformers/models/{bart,mbart}/modeling_*.py (encoder + decoders with KV cache)
       {"BartModel", "bart", T::FeatureExtraction, &build_bart},
       {"BartForConditionalGeneration", "bart", T::Text2TextGeneration, &build_bart},

@@ -1,4 +1,5 @@
-// Tier 3 for decoders: GPT-2 and Llama fixtures exported at opsets 14 and 17 (with --quantize), logits at
+// Tier 3 for decoders: GPT-2, Llama (4.32), Llama 3, Mistral, Qwen2, Phi-3 and Gemma (4.44) fixtures exported at
+// opsets 14 and 17 (with --quantize), logits at
 // sets a and b with an empty cache against transformers, greedy generation with the cache in ORT against
 // transformers' sequences, a cache-consistency check, fp16/bf16 checkpoints, and the tied lm_head.
 #include <cmath>
@@ -22,7 +23,8 @@ struct Decoder {
   std::string fixture;
   int layers, kv_heads, head_dim;
 };
-const Decoder kDecoders[] = {{"gpt2", 2, 4, 8}, {"llama", 2, 4, 8}, {"llama-gqa", 2, 2, 8}};
+const Decoder kDecoders[] = {{"gpt2", 2, 4, 8},    {"llama", 2, 4, 8},  {"llama-gqa", 2, 2, 8}, {"llama3", 2, 2, 8},
+                             {"mistral", 2, 2, 8}, {"qwen2", 2, 2, 8},  {"phi3", 2, 4, 8},      {"gemma", 2, 2, 16}};
 
 std::vector<std::string> dims_of(const onnx::ValueInfoProto& vi) {
   std::vector<std::string> d;
@@ -98,7 +100,9 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   auto q = load_onnx(out / "model_quantized.onnx");
   std::map<std::string, int> ops;
   for (const auto& n : q.graph().node()) ops[n.op_type()]++;
-  EXPECT_EQ(ops["MatMulInteger"], d.fixture == "gpt2" ? 4 * d.layers + 1 : 7 * d.layers + 1);  // + lm_head
+  // Per layer: GPT-2 and Phi-3 (fused projections) 4, the others 7; + lm_head.
+  const bool fused = d.fixture == "gpt2" || d.fixture == "phi3";
+  EXPECT_EQ(ops["MatMulInteger"], fused ? 4 * d.layers + 1 : 7 * d.layers + 1);
   EXPECT_EQ(ops["MatMul"], 2 * d.layers);  // attention products stay float
   EXPECT_GE(ops["DequantizeLinear"], 1);
   // On both kinds of CPU (the integer kernels differ): logits cosine, next-token (argmax) agreement at every

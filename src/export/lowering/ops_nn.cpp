@@ -120,6 +120,12 @@ void lower_sum(LoweringContext& ctx, const Node* n) {
            ctx.emit1("ReduceSum", {x, ctx.const_ints(ctx.to_ints(n->input(1)))}, {Attr::of("keepdims", keep)}));
 }
 
+// max(x): the largest element (a 0-d tensor). ReduceMax over every axis (no axes) up to opset 17.
+void lower_max_all(LoweringContext& ctx, const Node* n) {
+  if (n->inputs().size() != 1) throw Error("aten::max along a dimension is not supported");
+  ctx.bind(n->output(), ctx.emit1("ReduceMax", {ctx.name(n->input(0))}, {Attr::of("keepdims", int64_t{0})}));
+}
+
 }  // namespace
 
 void register_nn_ops(LoweringTable& t) {
@@ -135,6 +141,7 @@ void register_nn_ops(LoweringTable& t) {
   t.add("aten::layer_norm", 17, lower_layer_norm_native);
   t.add("aten::mean", 14, lower_mean);
   t.add("aten::sum", 14, lower_sum);
+  t.add("aten::max", 14, lower_max_all);
 }
 
 }  // namespace hf2onnx

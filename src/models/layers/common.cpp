@@ -25,12 +25,13 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {dim}, weight, bias, eps);
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, bool plus_one_) : eps(eps_), plus_one(plus_one_) {
   weight = register_parameter("weight", placeholder({dim}), false);
 }
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   auto variance = x.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (x * torch::rsqrt(variance + eps));
+  auto normed = x * torch::rsqrt(variance + eps);
+  return plus_one ? normed * (weight + 1.0) : weight * normed;
 }
 
 namespace {

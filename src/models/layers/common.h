@@ -42,12 +42,13 @@ struct LayerNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
-// LlamaRMSNorm: weight * x / sqrt(mean(x²) + eps), over the last dim.
+// LlamaRMSNorm: weight * x / sqrt(mean(x²) + eps), over the last dim; GemmaRMSNorm (plus_one): (1 + weight) * ….
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, bool plus_one = false);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
+  bool plus_one;
 };
 TORCH_MODULE(RMSNorm);
 
