@@ -39,7 +39,7 @@ Config Config::from(const hf::Config& raw, const Defaults& d) {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) raw.fail("head_dim", "must be a positive even number");
-  c.rope = d.reads_rope_scaling ? layers::RotaryConfig::from(raw, c.head_dim, d.max_position_embeddings)
+  c.rope = d.reads_rope_scaling ? layers::RotaryConfig::from(raw, c.head_dim, d.max_position_embeddings, d.phi3_rope)
                                 : layers::RotaryConfig::unscaled(raw, c.head_dim, d.max_position_embeddings);
   return c;
 }

@@ -22,6 +22,7 @@ struct Defaults {
   bool tie_word_embeddings = false;
   bool explicit_head_dim = false;  // the config's head_dim key is honoured (Mistral 4.44, Gemma)
   bool reads_rope_scaling = true;  // false: the family's rotary embedding ignores rope_scaling
+  bool phi3_rope = false;          // Phi3Config's reading of rope_scaling (su / yarn mean longrope)
 };
 
 // llama::Config, resolved: every field has its value.

@@ -135,8 +135,8 @@ std::shared_ptr<ExportModel> build_phi3(const BuildContext& ctx) {
   d.intermediate_size = 8192;
   d.max_position_embeddings = 4096;
   d.rms_norm_eps = 1e-5;
+  d.phi3_rope = true;
   llama::Config c = llama::Config::from(ctx.config, d);
-  c.rope = layers::RotaryConfig::from(ctx.config, c.head_dim, d.max_position_embeddings, /*phi3=*/true);
   // sliding_window: 4.44 applies it only with flash attention; its eager attention (the reference) has no window.
   auto m = std::make_shared<ExportModel>();
   m->task = ctx.task;

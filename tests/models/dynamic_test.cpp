@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "common/test_util.h"
 #include "hf/config.h"
 #include "models/layers/dynamic.h"
 #include "models/layers/rotary.h"
@@ -78,6 +79,25 @@ TEST(DecoderMasks, SlidingWindow) {
                            bools({1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1}, {1, 1, 4, 4})));
 }
 
+TEST(DecoderMasks, SlidingWindowWithPastAndPadding) {
+  // Mistral (4.44): on cache indices, query i sees keys j with i - window < j <= i, padding excluded. A past of
+  // 3 (row 2 left-padded by 1) and 2 new tokens, window 3: the new tokens are cache indices 3 and 4.
+  auto ids = torch::zeros({2, 2}, torch::kLong);
+  auto mask = torch::tensor({1, 1, 1, 1, 1, 0, 1, 1, 1, 1}, torch::kLong).reshape({2, 5});
+  auto v = decoder_visible(ids, mask, 3);
+  EXPECT_EQ(v.sizes(), (std::vector<int64_t>{2, 1, 2, 5}));
+  EXPECT_TRUE(torch::equal(v, bools({0, 1, 1, 1, 0, 0, 0, 1, 1, 1,    // row 1: i=3 sees 1..3, i=4 sees 2..4
+                                     0, 1, 1, 1, 0, 0, 0, 1, 1, 1},   // row 2: index 0 is padding, out anyway
+                                    {2, 1, 2, 5}))) << v;
+  // A window wider than the sequence is plain causal attention.
+  EXPECT_TRUE(torch::equal(decoder_visible(ids, mask, 8), decoder_visible(ids, mask)));
+  // A padded query whose window holds only padding sees nothing (the attention then averages all values).
+  auto lone = torch::tensor({0, 0, 0, 1}, torch::kLong).reshape({1, 4});
+  auto w = decoder_visible(torch::zeros({1, 4}, torch::kLong), lone, 2);
+  EXPECT_FALSE(w[0][0][1].any().item<bool>());
+  EXPECT_TRUE(w[0][0][3][3].item<bool>());
+}
+
 TEST(DecoderMasks, RepeatKv) {
   auto x = torch::arange(2 * 2 * 3 * 4, torch::kFloat).reshape({2, 2, 3, 4});
   auto r = repeat_kv(x, 3);
@@ -125,6 +145,57 @@ TEST(Rotary, PlainLinearAndDynamic) {
 TEST(Rotary, UnknownScalingIsAnError) {
   EXPECT_THROW(rotary_config(R"(, "rope_scaling": {"type": "yarn", "factor": 2.0})"), Error);
   EXPECT_THROW(rotary_config(R"(, "rope_scaling": {"type": "linear"})"), Error);
+}
+
+// rope_scaling llama3 (4.44): the frequencies transformers 4.44.2 computed for the llama3 fixture (its
+// manifest's notes): theta 500000, head_dim 8, factor 8, low/high_freq_factor 1/4, original 16.
+TEST(Rotary, Llama3FrequenciesMatchTransformers) {
+  auto raw = hf::Config::parse(R"({"rope_theta": 500000.0, "max_position_embeddings": 64, "rope_scaling":
+      {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+       "original_max_position_embeddings": 16}})", "cfg");
+  RotaryEmbedding rope(RotaryConfig::from(raw, 8));
+  const double want[] = {0.576056, 0.00470075, 0.000176777, 6.64787e-06};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(rope.inv_freq[i].item<float>() / want[i], 1.0, 1e-5) << i;
+  // The same at every length: cos follows position × frequency.
+  auto [cos, sin] = rope.cos_sin(torch::tensor({{0, 40}}, torch::kLong), torch::ones({1, 41}, torch::kLong));
+  EXPECT_NEAR(cos[0][0][1][1].item<float>(), std::cos(40 * rope.inv_freq[1].item<float>()), 1e-6);
+  // "type" is read when "rope_type" is absent; unknown types are refused naming the key.
+  auto typed = hf::Config::parse(R"({"rope_scaling": {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+      "high_freq_factor": 4.0, "original_max_position_embeddings": 16}})", "cfg");
+  EXPECT_EQ(RotaryConfig::from(typed, 8).scaling, RotaryConfig::Scaling::Llama3);
+  auto yarn = hf::Config::parse(R"({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}})", "cfg");
+  EXPECT_NE(test::error_of([&] { RotaryConfig::from(yarn, 8); }).find("rope_scaling"), std::string::npos);
+}
+
+// Phi-3's longrope (4.44): short factors while max(position_ids) + 1 <= original_max_position_embeddings,
+// long ones past it (for the whole batch), cos and sin times sqrt(1 + ln(max/original) / ln(original)).
+TEST(Rotary, LongRopeChoosesFactorsPerCall) {
+  const std::string config = R"({"rope_theta": 500.0, "max_position_embeddings": 32,
+      "original_max_position_embeddings": 8, "rope_scaling": {"type": "TYPE",
+      "short_factor": [1.0, 1.5, 2.0, 4.0], "long_factor": [2.0, 3.0, 5.0, 9.0]}})";
+  for (const std::string type : {"longrope", "su", "yarn"}) {  // Phi3Config rewrites su and yarn to longrope
+    std::string text = config;
+    text.replace(text.find("TYPE"), 4, type);
+    RotaryEmbedding rope(RotaryConfig::from(hf::Config::parse(text, "cfg"), 8, 4096, /*phi3=*/true));
+    const double factor = std::sqrt(1.0 + std::log(4.0) / std::log(8.0));
+    const double shorts[] = {1.0, 1.5, 2.0, 4.0}, longs[] = {2.0, 3.0, 5.0, 9.0};
+    // Largest position 7 (length 8 = original): short; largest 8 in another row: long for every row.
+    for (const auto& [rows, ext] : {std::pair{torch::tensor({{5, 6, 7}, {0, 1, 2}}, torch::kLong), shorts},
+                                    std::pair{torch::tensor({{5, 6, 7}, {6, 7, 8}}, torch::kLong), longs}}) {
+      auto [cos, sin] = rope.cos_sin(rows, torch::ones({2, 9}, torch::kLong));
+      for (int b = 0; b < 2; ++b)
+        for (int s = 0; s < 3; ++s)
+          for (int i = 0; i < 8; ++i) {
+            const double p = static_cast<double>(rows[b][s].item<int64_t>());
+            const double angle = p / (ext[i % 4] * std::pow(500.0, 2.0 * (i % 4) / 8));
+            EXPECT_NEAR(cos[b][0][s][i].item<float>(), std::cos(angle) * factor, 3e-6) << type << " " << p;
+            EXPECT_NEAR(sin[b][0][s][i].item<float>(), std::sin(angle) * factor, 3e-6) << type << " " << p;
+          }
+    }
+  }
+  // longrope is Phi-3's: a Llama config naming it is refused.
+  auto llama = hf::Config::parse(R"({"rope_scaling": {"rope_type": "longrope", "short_factor": [1], "long_factor": [1]}})", "cfg");
+  EXPECT_NE(test::error_of([&] { RotaryConfig::from(llama, 8); }).find("longrope"), std::string::npos);
 }
 
 TEST(Rotary, ApplyRotatesPairsOfHalves) {

@@ -146,6 +146,20 @@ std::vector<HeadCase> head_cases() {
   c.push_back({"gpt2", "GPT2LMHeadModel", "transformer.", Task::TextGeneration,
                R"(, "tie_word_embeddings": false, "scale_attn_weights": false, "activation_function": "gelu_pytorch_tanh")"});
   c.push_back({"gpt2", "GPT2Model", "transformer.", Task::FeatureExtraction, ""});
+  // 4.44 families beyond their fixtures. Phi-3 longrope: set b's 11 positions pass original_max 8, so the
+  // long factors and the attention factor are in play (su is Phi3Config's old name for it).
+  c.push_back({"phi3", "Phi3ForCausalLM", "model.", Task::TextGeneration,
+               R"(, "max_position_embeddings": 32, "original_max_position_embeddings": 8, "rope_scaling": {"type": "su",
+                 "short_factor": [1.0, 1.25, 1.5, 2.0], "long_factor": [1.5, 2.5, 4.0, 7.0]})"});
+  c.push_back({"phi3", "Phi3ForCausalLM", "model.", Task::TextGeneration,
+               R"(, "num_key_value_heads": 2, "tie_word_embeddings": true, "hidden_act": "gelu_new")"});
+  c.push_back({"mistral", "MistralForCausalLM", "model.", Task::TextGeneration, R"(, "sliding_window": 2, "head_dim": 16)"});
+  c.push_back({"mistral", "MistralModel", "model.", Task::FeatureExtraction, ""});
+  c.push_back({"qwen2", "Qwen2ForCausalLM", "model.", Task::TextGeneration, R"(, "tie_word_embeddings": false)"});
+  c.push_back({"gemma", "GemmaForCausalLM", "model.", Task::TextGeneration,
+               R"(, "hidden_activation": null, "hidden_act": "silu", "attention_bias": true)"});
+  c.push_back({"llama3", "LlamaForCausalLM", "model.", Task::TextGeneration,
+               R"(, "rope_scaling": {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 2.0, "high_freq_factor": 8.0, "original_max_position_embeddings": 32})"});
   return c;
 }
 
