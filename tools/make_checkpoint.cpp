@@ -1,11 +1,16 @@
 // Writes a random, full-size Hugging Face checkpoint (config.json + model.safetensors) for benchmarks.
 // The tensor names and shapes come from the project's own model builders, so the checkpoint is exactly
-// what the exporter expects.   make_checkpoint PRESET OUT_DIR      (presets: bert-base, gpt2, llama-1.1b,
-// t5-base, whisper-small)
+// what the exporter expects.   make_checkpoint PRESET OUT_DIR [--bf16] [--shard-gb N]
+// (presets: bert-base, gpt2, llama-1.1b, t5-base, whisper-small, qwen2-0.5b, mistral-7b). --bf16 stores
+// bfloat16; --shard-gb writes model-0000K-of-0000N.safetensors shards of at most N GB with the index file.
+// Memory: one shard's tensors at a time.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "hf/safetensors.h"
 #include "hf2onnx/error.h"
@@ -38,37 +43,98 @@ static const std::map<std::string, std::string> kPresets = {
       "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "vocab_size": 51865,
       "num_mel_bins": 80, "max_source_positions": 1500, "max_target_positions": 448, "activation_function": "gelu",
       "is_encoder_decoder": true, "decoder_start_token_id": 50258, "eos_token_id": 50257, "pad_token_id": 50257})"},
+    {"qwen2-0.5b", R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+      "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+      "vocab_size": 151936, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+      "hidden_act": "silu", "tie_word_embeddings": true, "use_sliding_window": false, "bos_token_id": 151643,
+      "eos_token_id": 151643})"},
+    {"mistral-7b", R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+      "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+      "vocab_size": 32000, "max_position_embeddings": 32768, "rms_norm_eps": 1e-5, "rope_theta": 1000000.0,
+      "sliding_window": null, "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1,
+      "eos_token_id": 2, "torch_dtype": "bfloat16"})"},
 };
 
+// float → bfloat16, round to nearest even.
+uint16_t to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
 int main(int argc, char** argv) {
-  if (argc != 3 || !kPresets.count(argv[1])) {
-    std::fprintf(stderr, "usage: make_checkpoint PRESET OUT_DIR   (presets:");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  bool bf16 = false;
+  double shard_gb = 0;
+  for (size_t i = 0; i < args.size();) {
+    if (args[i] == "--bf16") {
+      bf16 = true;
+      args.erase(args.begin() + static_cast<long>(i));
+    } else if (args[i] == "--shard-gb" && i + 1 < args.size()) {
+      shard_gb = std::stod(args[i + 1]);
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+    } else {
+      ++i;
+    }
+  }
+  if (args.size() != 2 || !kPresets.count(args[0])) {
+    std::fprintf(stderr, "usage: make_checkpoint PRESET OUT_DIR [--bf16] [--shard-gb N]   (presets:");
     for (const auto& [k, v] : kPresets) std::fprintf(stderr, " %s", k.c_str());
     std::fprintf(stderr, ")\n");
     return 2;
   }
   try {
-    fs::path out = argv[2];
+    fs::path out = args[1];
     fs::create_directories(out);
-    const std::string& json = kPresets.at(argv[1]);
+    const std::string& json = kPresets.at(args[0]);
     std::ofstream(out / "config.json") << json << "\n";
     auto config = hf::Config::parse(json, "preset");
     const auto& arch = find_architecture(config.architecture(), "preset");
     BuildContext ctx{config, arch.task, [](const std::string&) { return true; }};
     auto model = arch.build(ctx);
     torch::manual_seed(0);
-    std::vector<torch::Tensor> keep;
-    std::vector<hf::TensorToWrite> tensors;
-    for (const auto& p : model->module->named_parameters()) {
-      const std::string& name = p.key();
-      bool norm = name.find("LayerNorm.weight") != std::string::npos || name.find("norm.weight") != std::string::npos;
-      torch::Tensor t = norm ? torch::ones(p.value().sizes()) : torch::randn(p.value().sizes()) * 0.02;
-      keep.push_back(t);
-      tensors.push_back({name, hf::DType::F32, t.sizes().vec(), t.data_ptr()});
+    // Parameters grouped into shards (one shard when --shard-gb is not given), each written and freed in turn.
+    const auto params = model->module->named_parameters();
+    const uint64_t limit = shard_gb > 0 ? static_cast<uint64_t>(shard_gb * 1e9) : UINT64_MAX;
+    std::vector<std::vector<size_t>> shards(1);
+    uint64_t bytes = 0, total = 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const uint64_t n = static_cast<uint64_t>(params[i].value().numel()) * (bf16 ? 2 : 4);
+      if (bytes > 0 && bytes + n > limit) {
+        shards.emplace_back();
+        bytes = 0;
+      }
+      shards.back().push_back(i);
+      bytes += n;
+      total += n;
     }
-    hf::write_safetensors(out / "model.safetensors", tensors);
-    std::printf("%s: %zu tensors, %.1f MB\n", (out / "model.safetensors").c_str(), tensors.size(),
-                fs::file_size(out / "model.safetensors") / 1048576.0);
+    nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+    for (size_t k = 0; k < shards.size(); ++k) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+      const std::string file = shards.size() == 1 ? "model.safetensors" : name;
+      std::vector<torch::Tensor> keep;
+      std::vector<std::vector<uint16_t>> halves;
+      std::vector<hf::TensorToWrite> tensors;
+      for (size_t i : shards[k]) {
+        const std::string& key = params[i].key();
+        bool norm = key.find("LayerNorm.weight") != std::string::npos || key.find("norm.weight") != std::string::npos;
+        torch::Tensor t = norm ? torch::ones(params[i].value().sizes()) : torch::randn(params[i].value().sizes()) * 0.02;
+        if (bf16) {
+          const float* f = t.data_ptr<float>();
+          halves.emplace_back(static_cast<size_t>(t.numel()));
+          for (int64_t j = 0; j < t.numel(); ++j) halves.back()[static_cast<size_t>(j)] = to_bf16(f[j]);
+          tensors.push_back({key, hf::DType::BF16, t.sizes().vec(), halves.back().data()});
+        } else {
+          keep.push_back(t);
+          tensors.push_back({key, hf::DType::F32, t.sizes().vec(), t.data_ptr()});
+        }
+        index["weight_map"][key] = file;
+      }
+      hf::write_safetensors(out / file, tensors);
+      std::printf("%s: %zu tensors, %.1f MB\n", (out / file).c_str(), tensors.size(), fs::file_size(out / file) / 1048576.0);
+    }
+    if (shards.size() > 1) std::ofstream(out / "model.safetensors.index.json") << index.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_checkpoint: %s\n", e.what());
     return 1;

@@ -117,6 +117,7 @@ int64_t LazyTensor::numel() const {
 }
 
 TensorBytes LazyTensor::bytes() const {
+  if (produce) return produce();
   if (data || header.data_location() == onnx::TensorProto::EXTERNAL) return TensorBytes{data, size, keep};
   // Typed fields: convert to the raw layout.
   // The count is checked before allocating: dims are the file's claim, the values are what it holds

@@ -4,6 +4,7 @@
 // ONNX model, of any size.
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct LazyTensor {
   const uint8_t* data = nullptr;  // raw bytes when stored as raw_data / external data
   uint64_t size = 0;
   std::shared_ptr<const void> keep;  // the mapping or buffer behind `data`
+  // When set, the bytes are made when asked for (a pass's output computed at write time, so that a model's
+  // new weights are never all in memory at once); `header` then holds name, type and dims.
+  std::function<TensorBytes()> produce;
 
   const std::string& name() const { return header.name(); }
   std::vector<int64_t> dims() const { return {header.dims().begin(), header.dims().end()}; }

@@ -134,34 +134,50 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   auto it = weights_.find(key);
   if (it != weights_.end()) return it->second;
   const LazyTensor& t = *initializer(name);
-  const TensorBytes bytes = t.bytes();
-  const std::string base = transposed ? name + "_transposed" : name;
   std::vector<int64_t> dims = t.dims();
-  const float* values = static_cast<const float*>(bytes.data);
-  std::vector<float> transposed_values;  // only while quantizing
-  if (transposed) {
-    const int64_t rows = dims[0], cols = dims[1];
-    transposed_values.resize(static_cast<size_t>(rows * cols));
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) transposed_values[c * rows + r] = values[r * cols + c];
-    values = transposed_values.data();
-    dims = {cols, rows};
-  }
-  quant::QuantizedTensor q = with_context("quantizing '" + name + "'", [&] {
-    quant::WeightSpec spec;
-    spec.type = type;
-    spec.symmetric = symmetric;
-    spec.reduce_range = options.reduce_range;
-    spec.axis = axis;
-    spec.pair_sum_limit = pair_sum_limit;
-    return quant::quantize_tensor(values, dims, spec);
-  });
-  MappedFile::release_pages(bytes.data, bytes.size);
+  if (transposed) dims = {dims[1], dims[0]};
+  const std::string base = transposed ? name + "_transposed" : name;
+  quant::WeightSpec spec;
+  spec.type = type;
+  spec.symmetric = symmetric;
+  spec.reduce_range = options.reduce_range;
+  spec.axis = axis;
+  spec.pair_sum_limit = pair_sum_limit;
+  // Quantizes the source weight (read from its map, transposed if asked, pages given back afterwards).
+  auto quantize = [source = t, transposed, spec, name]() {
+    const TensorBytes bytes = source.bytes();
+    std::vector<int64_t> shape = source.dims();
+    const float* values = static_cast<const float*>(bytes.data);
+    std::vector<float> transposed_values;  // only while quantizing
+    if (transposed) {
+      const int64_t rows = shape[0], cols = shape[1];
+      transposed_values.resize(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) transposed_values[c * rows + r] = values[r * cols + c];
+      values = transposed_values.data();
+      shape = {cols, rows};
+    }
+    quant::QuantizedTensor q =
+        with_context("quantizing '" + name + "'", [&] { return quant::quantize_tensor(values, shape, spec); });
+    MappedFile::release_pages(bytes.data, bytes.size);
+    return q;
+  };
+  // Now for the scales and zero points (small); the quantized values are computed again when the file is
+  // written (the same deterministic computation), so that they are in memory one weight at a time.
+  quant::QuantizedTensor q = quantize();
+  q.data = {};
 
   const int32_t qtype = type == quant::QType::UInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
   QuantizedWeight w{fresh(base + "_quantized"), fresh(base + "_scale"), fresh(base + "_zero_point")};
-  auto data = std::make_shared<std::vector<uint8_t>>(std::move(q.data));
-  add_initializer(LazyTensor::owned(w.data, qtype, dims, data));
+  LazyTensor weight = LazyTensor::owned(w.data, qtype, dims, std::make_shared<std::vector<uint8_t>>());
+  weight.data = nullptr;
+  weight.produce = [quantize, scales = q.scales, zero_points = q.zero_points, name]() {
+    auto again = std::make_shared<quant::QuantizedTensor>(quantize());
+    if (again->scales != scales || again->zero_points != zero_points)
+      throw Error("internal: quantizing '" + name + "' twice gave different scales");
+    return TensorBytes{again->data.data(), again->data.size(), again};
+  };
+  add_initializer(std::move(weight));
   std::vector<int64_t> param_dims;
   if (axis >= 0) param_dims = {static_cast<int64_t>(q.scales.size())};
   auto scales = std::make_shared<std::vector<uint8_t>>(q.scales.size() * 4);
