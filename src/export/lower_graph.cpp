@@ -130,6 +130,7 @@ LoweredModel lower_to_onnx(const TracedGraph& traced, const LowerOptions& option
     taken.insert(want);
     set_value_info(ctx, graph.add_output(), v, options.outputs[i]);
   }
+  for (const auto& name : ctx.transposed_weights()) out.transposed.insert(name);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Lowers a traced aten graph to an ONNX model through the versioned lowering table.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct GraphIO {
 struct LoweredModel {
   onnx::ModelProto model;  // without the initializers' bytes
   std::vector<Initializer> initializers;
+  std::set<std::string> transposed;  // initializers holding the transpose of their checkpoint tensor
 };
 
 struct LowerOptions {

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "common/mapped_file.h"
 #include "common/npy.h"
 #include "export/lower_graph.h"
 #include "onnx/check.h"
@@ -135,6 +136,26 @@ void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkp
   }
 }
 
+// Weights stored in float16 / bfloat16 / float64 are converted to float32 as each is written (transposed
+// when the graph stores it [in, out]), and the checkpoint's pages are given back: one tensor in memory at a time.
+void convert_when_written(LoweredModel& lowered, const std::map<std::string, const hf::TensorData*>& deferred) {
+  for (auto& init : lowered.initializers) {
+    auto it = deferred.find(init.name);
+    if (it == deferred.end()) continue;
+    const hf::TensorData* source = it->second;
+    const bool transposed = lowered.transposed.count(init.name) > 0;  // the [in, out] copy of a Linear weight
+    const std::vector<int64_t> want =
+        transposed && source->shape.size() == 2 ? std::vector<int64_t>{source->shape[1], source->shape[0]} : source->shape;
+    if (init.dims != want) throw Error("internal: initializer " + quote_name(init.name) + " does not have its tensor's shape");
+    init.bytes = [source, transposed]() {
+      auto t = std::make_shared<torch::Tensor>(to_float_tensor(*source));
+      MappedFile::release_pages(source->data, source->nbytes());
+      if (transposed) *t = t->t().contiguous();
+      return TensorBytes{t->data_ptr(), t->nbytes(), t};
+    };
+  }
+}
+
 }  // namespace
 
 ExportResult export_model(const ExportOptions& opt) {
@@ -163,7 +184,8 @@ ExportResult export_model(const ExportOptions& opt) {
   BuildContext build{config, task, [&](const std::string& key) { return checkpoint.has_tensor(key); }};
   std::shared_ptr<ExportModel> model = with_context(config_path.string(), [&] { return arch.build(build); });
   const bool strict = task == arch.task;
-  LoadSummary loaded = load_weights(*model->module, checkpoint, model->load_rules, strict, opt.model_dir.string());
+  LoadSummary loaded =
+      load_weights(*model->module, checkpoint, model->load_rules, strict, opt.model_dir.string(), /*defer_conversion=*/true);
   for (const auto& k : loaded.unused) spdlog::debug("not used by the {} export: {}", result.task, k);
   if (!loaded.unused.empty())
     spdlog::info("{} checkpoint tensors are not part of the {} export", loaded.unused.size(), result.task);
@@ -209,6 +231,7 @@ ExportResult export_model(const ExportOptions& opt) {
     result.node_count += static_cast<size_t>(lowered.back().model.graph().node_size());
   }
   traced.clear();
+  for (auto& l : lowered) convert_when_written(l, loaded.deferred);
   spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", result.node_count, opt.opset,
                stage("lower", sw));
 

@@ -30,7 +30,7 @@ std::string join_some(const std::vector<std::string>& v, size_t limit = 5) {
 }  // namespace
 
 LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, const LoadRules& rules,
-                         bool strict_unused, const std::string& where) {
+                         bool strict_unused, const std::string& where, bool defer_conversion) {
   LoadSummary summary;
   std::set<std::string> used;
   std::vector<std::string> missing, wrong_shape;
@@ -57,7 +57,13 @@ LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, co
                             ", the checkpoint has " + hf::shape_str(found->shape));
       continue;
     }
-    param.set_data(to_float_tensor(*found));
+    if (defer_conversion && found->dtype != hf::DType::F32) {
+      if (!hf::dtype_is_floating(found->dtype)) to_float_tensor(*found);  // throws: not a floating weight
+      param.set_data(torch::zeros({1}, torch::kFloat).expand(found->shape));  // shape only, no memory
+      summary.deferred[key] = found;
+    } else {
+      param.set_data(to_float_tensor(*found));
+    }
     used.insert(key);
     summary.checkpoint_keys[name] = key;
     summary.parameters++;

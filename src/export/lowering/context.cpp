@@ -60,6 +60,13 @@ LoweringContext::LoweringContext(const TracedGraph& traced, int opset_, onnx::Gr
   }
 }
 
+std::vector<std::string> LoweringContext::transposed_weights() const {
+  std::vector<std::string> names;
+  for (const auto& [v, only] : transposed_only_)
+    if (only) names.push_back(param_name(v));
+  return names;
+}
+
 bool LoweringContext::is_weight(const Value* v) const { return weight_index_.count(v) > 0; }
 
 const std::string& LoweringContext::param_name(const Value* v) const {

@@ -49,6 +49,8 @@ class LoweringContext {
   std::string name(const Value* v);  // ONNX name of a tensor value (graph input, weight, constant or node output)
   // A tensor operand of dtype `want`: numbers become scalar constants, tensors are cast if needed.
   std::string operand(const Value* v, c10::ScalarType want);
+  // Weights written transposed ([in, out] of a Linear used only by MatMul), by checkpoint key.
+  std::vector<std::string> transposed_weights() const;
   bool is_weight(const Value* v) const;
   // The weight transposed ([out, in] → [in, out]) for MatMul: a transposed initializer, or a Transpose
   // node when the weight is also used untransposed (tied embeddings).
