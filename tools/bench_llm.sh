@@ -50,6 +50,7 @@ m_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
 measure "mistral quantize" "$work/mistral-onnx/model_quantized.onnx" \
   build/hf2onnx quantize -q "$work/mistral-onnx/model.onnx" "$work/mistral-onnx/model_quantized.onnx"
 mq_wall=$best_wall; mq_rss=$best_rss; mq_faults=$(faults)
+ls -la "$work/mistral-onnx"
 mq_out=$(cat "$work/mistral-onnx"/model_quantized.onnx* | wc -c)
 rm -rf "$work/mistral-onnx" "$m"
 

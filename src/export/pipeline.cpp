@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/mapped_file.h"
+#include "common/scratch.h"
 #include "common/npy.h"
 #include "export/lower_graph.h"
 #include "onnx/check.h"
@@ -147,11 +148,15 @@ void convert_when_written(LoweredModel& lowered, const std::map<std::string, con
     const std::vector<int64_t> want =
         transposed && source->shape.size() == 2 ? std::vector<int64_t>{source->shape[1], source->shape[0]} : source->shape;
     if (init.dims != want) throw Error("internal: initializer " + quote_name(init.name) + " does not have its tensor's shape");
-    init.bytes = [source, transposed]() {
-      auto t = std::make_shared<torch::Tensor>(to_float_tensor(*source));
+    init.bytes = [source, transposed]() {  // into this thread's reusable buffers (one weight at a time)
+      const size_t n = static_cast<size_t>(source->numel());
+      float* converted = scratch_floats(n, 0);
+      hf::convert_to_float32(*source, converted);
       MappedFile::release_pages(source->data, source->nbytes());
-      if (transposed) *t = t->t().contiguous();
-      return TensorBytes{t->data_ptr(), t->nbytes(), t};
+      if (!transposed) return TensorBytes{converted, n * 4, nullptr};
+      float* out = scratch_floats(n, 1);
+      transpose_floats(converted, source->shape[0], source->shape[1], out);
+      return TensorBytes{out, n * 4, nullptr};
     };
   }
 }
@@ -196,12 +201,20 @@ ExportResult export_model(const ExportOptions& opt) {
   // The tracer needs the parameters' shapes, not their values: trace with stride-0 zero views in their
   // place (same tensors, so the graph still names them) and keep the checkpoint's pages untouched
   // until they are written.
+  // All views share one read-only zero mapping the size of the largest weight (no memory: the kernel's zero
+  // page): a stride-0 view would be copied into a fresh full-size tensor by every matmul that reads it,
+  // faulting in and zeroing the model's size in pages at every trace.
   std::vector<std::pair<std::string, torch::Tensor>> params;
   std::vector<torch::Tensor> weights;
+  int64_t largest = 1;
+  for (auto& item : model->module->named_parameters(true)) largest = std::max(largest, item.value().numel());
+  std::shared_ptr<const float> zero_pages = zero_floats(static_cast<size_t>(largest));
+  const torch::Tensor zeros = torch::from_blob(const_cast<float*>(zero_pages.get()), {largest}, [zero_pages](void*) {},
+                                               torch::TensorOptions().dtype(torch::kFloat));
   for (auto& item : model->module->named_parameters(true)) {
     params.emplace_back(loaded.checkpoint_keys.at(item.key()), item.value());
     weights.push_back(item.value().data());
-    item.value().set_data(torch::zeros({1}, item.value().options()).expand(item.value().sizes()));
+    item.value().set_data(zeros.narrow(0, 0, item.value().numel()).view(item.value().sizes()));
   }
   std::vector<TracedGraph> traced;
   size_t aten_nodes = 0;

@@ -119,6 +119,15 @@ void convert_to_float32(const TensorData& t, float* out) {
       std::memcpy(out, t.data, n * 4);
       return;
     }
+    if (t.dtype == DType::BF16) {  // the common case of today's checkpoints: a shift per element
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t b;
+        std::memcpy(&b, t.data + i * 2, 2);
+        const uint32_t bits = static_cast<uint32_t>(b) << 16;
+        std::memcpy(out + i, &bits, 4);
+      }
+      return;
+    }
     for (int64_t i = 0; i < n; ++i) out[i] = element_as_float(t.dtype, t.data + i * es);
     return;
   }

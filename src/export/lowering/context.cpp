@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/ir/constants.h>
 
 #include "common/mapped_file.h"
+#include "common/scratch.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -114,9 +115,16 @@ std::string LoweringContext::weight_transposed(const Value* v) {
     if (it != names_.end()) return it->second;
     const torch::Tensor& t = traced_.params.at(weight_index_.at(v));
     Initializer init = initializer_of(param_name(v), t.t(), [t] {
-      TensorBytes bytes = tensor_bytes(t.t());
+      if (t.dim() != 2 || t.scalar_type() != torch::kFloat || !t.is_contiguous()) {
+        TensorBytes bytes = tensor_bytes(t.t());
+        MappedFile::release_pages(t.data_ptr(), t.nbytes());
+        return bytes;
+      }
+      // Transposed into this thread's reusable buffer (valid until the writer asks for the next weight).
+      float* out = scratch_floats(static_cast<size_t>(t.numel()));
+      transpose_floats(t.data_ptr<float>(), t.size(0), t.size(1), out);
       MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
-      return bytes;
+      return TensorBytes{out, t.nbytes(), nullptr};
     });
     initializers_.push_back(std::move(init));
     return names_[v] = param_name(v);
