@@ -52,9 +52,9 @@ using layers::KVCache;
 struct LlamaAttentionImpl : torch::nn::Module {
   explicit LlamaAttentionImpl(const Config& c)
       : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+    // Biases: Llama's attention_bias sets all four; Qwen2 has them on q/k/v only.
     q_proj = register_module("q_proj", layers::Linear(c.hidden_size, heads * head_dim, c.qkv_bias));
     k_proj = register_module("k_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
-    // (the bias flags: Llama's attention_bias sets all four, Qwen2 has q/k/v only)
     v_proj = register_module("v_proj", layers::Linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
     o_proj = register_module("o_proj", layers::Linear(heads * head_dim, c.hidden_size, c.o_bias));
   }
@@ -158,30 +158,7 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
 namespace hf2onnx {
 
 std::shared_ptr<ExportModel> llama::build(const BuildContext& ctx, const Config& c, const std::string& family) {
-  using namespace llama;
-  auto m = std::make_shared<ExportModel>();
-  m->task = ctx.task;
-  m->load_rules.ignored_keys = {R"((model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq)"};  // persisted buffers
-  m->load_rules.optional_prefixes = {"model."};
-
-  if (ctx.task == Task::FeatureExtraction) {  // LlamaModel: last_hidden_state + presents
-    auto model = std::make_shared<LlamaModelImpl>(c);
-    m->module = model;
-    m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size,
-                           "last_hidden_state", c.hidden_size);
-    m->graph().forward = layers::hidden_states_forward(model);
-    return m;
-  }
-  if (ctx.task != Task::TextGeneration)
-    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by " + family + " models");
-  auto model = std::make_shared<LlamaForCausalLMImpl>(c);
-  m->module = model;
-  if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size, "logits",
-                         c.vocab_size);
-  m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
-  return m;
+  return llama::build_decoder<llama::LlamaModelImpl, llama::LlamaForCausalLMImpl>(ctx, c, family);
 }
 
 std::shared_ptr<ExportModel> build_llama(const BuildContext& ctx) {

@@ -5,8 +5,10 @@
 #include <string>
 
 #include "hf/config.h"
+#include "hf2onnx/error.h"
 #include "models/layers/common.h"
 #include "models/layers/rotary.h"
+#include "models/model.h"
 #include "models/registry.h"
 
 namespace hf2onnx::llama {
@@ -43,5 +45,34 @@ struct Config {
 
 // The Llama module tree for `c`: LlamaModel (feature-extraction) or LlamaForCausalLM (text-generation).
 std::shared_ptr<ExportModel> build(const BuildContext& ctx, const Config& c, const std::string& family);
+
+// The export of a Llama-like decoder with a KV cache (DESIGN.md §4 I/O): `Base` is the model
+// (forward(inputs, caches) → hidden, member embed_tokens), `Head` the *ForCausalLM (members model, lm_head,
+// the latter empty when tied); both are built from `c`.
+template <typename Base, typename Head>
+std::shared_ptr<ExportModel> build_decoder(const BuildContext& ctx, const Config& c, const std::string& family) {
+  auto m = std::make_shared<ExportModel>();
+  m->task = ctx.task;
+  m->load_rules.ignored_keys = {R"((model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq)"};  // persisted buffers
+  m->load_rules.optional_prefixes = {"model."};
+  if (ctx.task == Task::FeatureExtraction) {  // *Model: last_hidden_state + presents
+    auto model = std::make_shared<Base>(c);
+    m->module = model;
+    m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
+    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size,
+                           "last_hidden_state", c.hidden_size);
+    m->graph().forward = layers::hidden_states_forward(model);
+    return m;
+  }
+  if (ctx.task != Task::TextGeneration)
+    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by " + family + " models");
+  auto model = std::make_shared<Head>(c);
+  m->module = model;
+  if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
+  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size, "logits",
+                         c.vocab_size);
+  m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
+  return m;
+}
 
 }  // namespace hf2onnx::llama

@@ -138,27 +138,7 @@ std::shared_ptr<ExportModel> build_phi3(const BuildContext& ctx) {
   d.phi3_rope = true;
   llama::Config c = llama::Config::from(ctx.config, d);
   // sliding_window: 4.44 applies it only with flash attention; its eager attention (the reference) has no window.
-  auto m = std::make_shared<ExportModel>();
-  m->task = ctx.task;
-  m->load_rules.optional_prefixes = {"model."};
-  if (ctx.task == Task::FeatureExtraction) {
-    auto model = std::make_shared<Phi3ModelImpl>(c);
-    m->module = model;
-    m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-    layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size,
-                           "last_hidden_state", c.hidden_size);
-    m->graph().forward = layers::hidden_states_forward(model);
-    return m;
-  }
-  if (ctx.task != Task::TextGeneration)
-    throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by Phi-3 models");
-  auto model = std::make_shared<Phi3ForCausalLMImpl>(c);
-  m->module = model;
-  if (c.tie_word_embeddings) m->load_rules.ignored_keys.push_back(R"(lm_head\.weight)");
-  layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size, "logits",
-                         c.vocab_size);
-  m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
-  return m;
+  return llama::build_decoder<Phi3ModelImpl, Phi3ForCausalLMImpl>(ctx, c, "Phi-3");
 }
 
 }  // namespace hf2onnx
