@@ -30,12 +30,7 @@ int8_files=$(ls "$work/llama-onnx"/model_quantized.onnx*)
 int8_bytes=$(cat $int8_files | wc -c)
 
 # A 128-token prompt (batch 1), then 32 greedy tokens with the cache.
-mkdir -p "$work/prompt128"
-node --input-type=module -e "
-import { writeNpy } from './tools/npy.mjs';
-const ids = BigInt64Array.from({ length: 128 }, (_, i) => BigInt(100 + ((i * 7919) % 30000)));
-writeNpy('$work/prompt128/input_ids.npy', 'int64', [1, 128], ids);
-writeNpy('$work/prompt128/attention_mask.npy', 'int64', [1, 128], BigInt64Array.from({ length: 128 }, () => 1n));"
+make_prompt128 "$work/prompt128"
 gen() { node tools/ort_generate.mjs "$1" "$work/prompt128" 32 "$work/gen.npy" --cache 4,64 --threads 1 2>&1 | tail -1; }
 fp32_gen=$(gen "$work/llama-onnx/model.onnx"); echo "FP32: $fp32_gen"
 int8_gen=$(gen "$work/llama-onnx/model_quantized.onnx"); echo "INT8: $int8_gen"

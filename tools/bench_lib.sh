@@ -32,3 +32,13 @@ replace_section() {
 }
 
 mb() { awk "BEGIN{printf \"%.1f\", $1/1048576}"; }
+
+# make_prompt128 DIR: input_ids / attention_mask .npy of one 128-token prompt (batch 1) in DIR.
+make_prompt128() {
+  mkdir -p "$1"
+  node --input-type=module -e "
+import { writeNpy } from './tools/npy.mjs';
+const ids = BigInt64Array.from({ length: 128 }, (_, i) => BigInt(100 + ((i * 7919) % 30000)));
+writeNpy('$1/input_ids.npy', 'int64', [1, 128], ids);
+writeNpy('$1/attention_mask.npy', 'int64', [1, 128], BigInt64Array.from({ length: 128 }, () => 1n));"
+}

@@ -21,6 +21,7 @@ struct QuantizeOptions {
   std::vector<std::string> op_types = {"MatMul", "Gemm", "Gather"};
   std::string exclude_nodes;                     // regex on node names and output names
   std::optional<std::filesystem::path> report;   // --report FILE.json
+  bool force_external_data = false;              // quantize --external-data: weights in OUT.onnx_data below 2 GB
 };
 
 struct QuantizeResult {

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   quantize_cmd->add_option("out", q_out, "output .onnx")->required();
   add_quantize_options(quantize_cmd);
   quantize_cmd->add_option("--report", q_report, "write a JSON report of each quantized node");
+  quantize_cmd->add_flag("--external-data", q.force_external_data, "store weights in OUT.onnx_data even below 2 GB");
 
   std::string inspect_target;
   auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder or an .onnx file");

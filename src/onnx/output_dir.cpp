@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -277,9 +278,11 @@ void OutputDir::commit_files() {
     const bool da = ends_with(a.string(), "_data"), db = ends_with(b.string(), "_data");
     return da != db ? da : a < b;
   });
+  std::set<std::string> names;  // what this run wrote (the data files are moved out of staging first)
+  for (const auto& p : staged) names.insert(p.filename().string());
   for (const auto& p : staged) {
     const std::string name = p.filename().string();
-    if (ends_with(name, ".onnx") && !fs::exists(staging_ / (name + "_data"), ec)) fs::remove(final_dir_ / (name + "_data"), ec);
+    if (ends_with(name, ".onnx") && !names.count(name + "_data")) fs::remove(final_dir_ / (name + "_data"), ec);
     fs::rename(p, final_dir_ / name, ec);
     if (ec) throw Error((final_dir_ / name).string() + ": cannot move into place: " + ec.message());
   }

@@ -291,7 +291,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
   graph->clear_node();
   for (auto& n : ctx.nodes) *graph->add_node() = std::move(n);
   check_model(model.model, inits);
-  write_onnx(model.model, inits, out);
+  write_onnx(model.model, inits, out, opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
 
   QuantizeResult r;
   r.quantized_per_op = ctx.counts;

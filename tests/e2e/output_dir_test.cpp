@@ -201,6 +201,26 @@ TEST(OutputDir, QuantizeReplacesItsFilesAndDropsAStaleDataFile) {
   EXPECT_FALSE(has_staging(base));
 }
 
+// A quantized model whose weights go to external data (any model over 2 GB; forced here): the data file
+// this run wrote is moved into place and kept, and the model runs in ONNX Runtime. (It used to be deleted
+// as "an old external data file", leaving a 7B model's INT8 file without weights.)
+TEST(OutputDir, QuantizeWithExternalDataKeepsItsDataFile) {
+  const fs::path base = temp_dir("quantize_external");
+  ASSERT_EQ(run_cli("export -q --external-data " + q(models_dir() / "bert") + " " + q(base / "fp32")).exit_code, 0);
+  auto r = run_cli("quantize -q --external-data " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "q.onnx", "q.onnx_data"}));
+  EXPECT_GT(fs::file_size(base / "q.onnx_data"), 10000u);
+  const fs::path ort_out = temp_dir("quantize_external_ort");
+  run_ort(base / "q.onnx", models_dir() / "bert" / "ref" / "a", ort_out);
+  EXPECT_GE(cosine(read_npy(ort_out / "last_hidden_state.npy"),
+                   read_npy(models_dir() / "bert" / "ref" / "a" / "last_hidden_state.npy")), 0.99);
+  // Quantized again without external data: the data file of the earlier run is removed.
+  r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "q.onnx"}));
+}
+
 }  // namespace
 }  // namespace hf2onnx::test
 
