@@ -24,8 +24,9 @@ int64_t size_of(const std::string& dim, const DimSizes& sizes) {
 // Random ids below the vocabulary, an encoder mask of ones with the last row padded by two at the end,
 // standard normal floats.
 std::function<std::vector<torch::Tensor>(const DimSizes&)> example_factory(std::vector<TensorSpec> specs,
-                                                                           const Seq2SeqSpec& s) {
-  return [specs, enc_vocab = s.encoder_vocab_size, dec_vocab = s.decoder_vocab_size](const DimSizes& sizes) {
+                                                                           const Seq2SeqSpec& s, bool decoder) {
+  const int64_t vocab = decoder ? s.decoder_vocab_size : s.encoder_vocab_size;  // for input_ids
+  return [specs, vocab](const DimSizes& sizes) {
     std::vector<torch::Tensor> out;
     torch::manual_seed(0);
     for (const auto& spec : specs) {
@@ -36,7 +37,7 @@ std::function<std::vector<torch::Tensor>(const DimSizes&)> example_factory(std::
         t = torch::ones(shape, torch::kLong);
         if (shape[1] > 2) t.index_put_({-1, torch::indexing::Slice(-2)}, 0);
       } else if (spec.dtype == torch::kLong) {
-        t = torch::randint(spec.name == "input_ids" && !out.empty() ? dec_vocab : enc_vocab, shape, torch::kLong);
+        t = torch::randint(vocab, shape, torch::kLong);
       } else {
         t = torch::randn(shape);
       }
@@ -63,7 +64,7 @@ void set_seq2seq_graphs(ExportModel& m, const Seq2SeqSpec& s, EncoderForward enc
     return std::vector<torch::Tensor>{encoder(in[0], speech ? torch::Tensor() : in[1])};
   };
   if (!speech)
-    enc.example_inputs = example_factory(enc.inputs, s);
+    enc.example_inputs = example_factory(enc.inputs, s, /*decoder=*/false);
   else
     enc.example_inputs = [bins = s.num_mel_bins](const DimSizes& d) {  // trace_shapes() has short "frames"
       torch::manual_seed(0);
@@ -88,7 +89,7 @@ void set_seq2seq_graphs(ExportModel& m, const Seq2SeqSpec& s, EncoderForward enc
         else g.outputs.push_back({"present." + l + ".encoder." + kv, torch::kFloat, {kBatch, heads, kCrossLen, dim}});
       }
     }
-    g.example_inputs = example_factory(g.inputs, s);
+    g.example_inputs = example_factory(g.inputs, s, /*decoder=*/true);
     g.forward = [decoder, past, speech, layers = s.decoder_layers](const std::vector<torch::Tensor>& in) {
       size_t k = 0;
       torch::Tensor mask = speech ? torch::Tensor() : in[k++];
