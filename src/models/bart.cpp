@@ -71,7 +71,7 @@ struct BartDecoderImpl : torch::nn::Module {
                         const torch::Tensor& encoder_attention_mask, std::vector<layers::Seq2SeqCache>& caches) {
     auto positions = layers::decoder_positions(input_ids, caches[0]) + kPositionOffset;
     auto h = layernorm_embedding(embed_tokens(input_ids) * c_.embed_scale + embed_positions(positions));
-    auto causal = causal_mask(input_ids, caches[0]);
+    auto causal = layers::decoder_causal_mask(input_ids, caches[0]);
     auto encoder_mask = layers::additive_padding_mask(encoder_attention_mask);
     for (size_t i = 0; i < layers->size(); ++i)
       h = layers[i]->as<BartDecoderLayerImpl>()->forward(h, causal, encoder_states, encoder_mask, caches[i]);

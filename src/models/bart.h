@@ -68,7 +68,4 @@ struct BartDecoderLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(BartDecoderLayer);
 
-// [B, 1, S, P + S] additive causal mask of the decoder (0 visible, finfo.min masked: _make_causal_mask).
-torch::Tensor causal_mask(const torch::Tensor& input_ids, const layers::Seq2SeqCache& first_layer);
-
 }  // namespace hf2onnx::bart

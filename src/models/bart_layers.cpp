@@ -1,6 +1,5 @@
 // BART-family layers (models/bart.h) — modeling_bart.py and modeling_mbart.py of transformers 4.32.
 #include <cmath>
-#include <limits>
 
 #include "models/bart.h"
 #include "models/layers/dynamic.h"
@@ -117,11 +116,6 @@ layers::Seq2SeqSpec Sizes::seq2seq_spec() const {
   spec.d_model = d_model;
   spec.encoder_vocab_size = spec.decoder_vocab_size = vocab_size;
   return spec;
-}
-
-torch::Tensor causal_mask(const torch::Tensor& input_ids, const layers::Seq2SeqCache& first_layer) {
-  auto visible = layers::decoder_causal_visible(input_ids, first_layer);
-  return torch::zeros_like(visible, torch::kFloat).masked_fill(visible.logical_not(), std::numeric_limits<float>::lowest());
 }
 
 }  // namespace hf2onnx::bart

@@ -100,7 +100,7 @@ struct MarianDecoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
                         const torch::Tensor& encoder_attention_mask, std::vector<layers::Seq2SeqCache>& caches) {
     auto h = embed_tokens(input_ids) * c_.embed_scale + embed_positions(layers::decoder_positions(input_ids, caches[0]));
-    auto causal = bart::causal_mask(input_ids, caches[0]);
+    auto causal = layers::decoder_causal_mask(input_ids, caches[0]);
     auto encoder_mask = layers::additive_padding_mask(encoder_attention_mask);
     for (size_t i = 0; i < layers->size(); ++i)
       h = layers[i]->as<BartDecoderLayerImpl>()->forward(h, causal, encoder_states, encoder_mask, caches[i]);

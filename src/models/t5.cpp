@@ -4,7 +4,6 @@
 // decoder), computed from the positions at run time and shared, mask included, by every later block.
 // Scores are not scaled by 1/sqrt(d); norms are RMS norms without bias.
 #include <cmath>
-#include <limits>
 
 #include "hf2onnx/error.h"
 #include "models/builders.h"
@@ -210,11 +209,9 @@ struct T5StackImpl : torch::nn::Module {
   torch::Tensor decode(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
                        const torch::Tensor& encoder_attention_mask, std::vector<layers::Seq2SeqCache>& caches) {
     auto h = embed_tokens(input_ids);
-    auto visible = layers::decoder_causal_visible(input_ids, caches[0]);  // [B, 1, S, T]
-    auto query_pos = layers::decoder_positions(input_ids, caches[0]);     // [B, S]
-    auto key_pos = layers::positions_like(visible.select(1, 0).select(1, 0).to(torch::kLong));  // [B, T]
-    auto causal = torch::zeros_like(visible, torch::kFloat).masked_fill(visible.logical_not(), std::numeric_limits<float>::lowest());
-    auto bias = at(0).self_attn->attention->compute_bias(query_pos, key_pos) + causal;
+    auto query_pos = layers::decoder_positions(input_ids, caches[0]);  // [B, S]
+    auto key_pos = layers::decoder_key_positions(input_ids, caches[0]);  // [B, T]
+    auto bias = at(0).self_attn->attention->compute_bias(query_pos, key_pos) + layers::decoder_causal_mask(input_ids, caches[0]);
     auto encoder_mask = layers::additive_padding_mask(encoder_attention_mask);
     for (size_t i = 0; i < block->size(); ++i) h = at(i).forward(h, bias, encoder_states, encoder_mask, &caches[i]);
     return final_layer_norm(h);

@@ -85,7 +85,7 @@ struct WhisperDecoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& encoder_states,
                         std::vector<layers::Seq2SeqCache>& caches) {
     auto h = embed_tokens(input_ids) + embed_positions(layers::decoder_positions(input_ids, caches[0]));
-    auto causal = bart::causal_mask(input_ids, caches[0]);
+    auto causal = layers::decoder_causal_mask(input_ids, caches[0]);
     for (size_t i = 0; i < layers->size(); ++i)
       h = layers[i]->as<BartDecoderLayerImpl>()->forward(h, causal, encoder_states, torch::Tensor(), caches[i]);
     return layer_norm(h);

@@ -1,5 +1,7 @@
 #include "models/layers/seq2seq.h"
 
+#include <limits>
+
 #include "models/layers/dynamic.h"
 #include "models/model.h"
 
@@ -123,12 +125,17 @@ torch::Tensor decoder_positions(const torch::Tensor& input_ids, const Seq2SeqCac
   return positions + past;
 }
 
-torch::Tensor decoder_causal_visible(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer) {
-  auto q = decoder_positions(input_ids, first_layer).unsqueeze(1).unsqueeze(-1);  // [B, 1, S, 1]
+torch::Tensor decoder_key_positions(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer) {
   auto keys = torch::ones_like(input_ids);  // [B, T]: one per key, past and new
   if (first_layer.has_past())
     keys = torch::cat({torch::ones_like(first_layer.self.key.select(1, 0).select(-1, 0), torch::kLong), keys}, 1);
-  return positions_like(keys).unsqueeze(1).unsqueeze(2).le(q);  // [B, 1, 1, T] <= [B, 1, S, 1]
+  return positions_like(keys);
+}
+
+torch::Tensor decoder_causal_mask(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer) {
+  auto q = decoder_positions(input_ids, first_layer).unsqueeze(1).unsqueeze(-1);          // [B, 1, S, 1]
+  auto visible = decoder_key_positions(input_ids, first_layer).unsqueeze(1).unsqueeze(2).le(q);  // [B, 1, S, T]
+  return torch::zeros_like(visible, torch::kFloat).masked_fill(visible.logical_not(), std::numeric_limits<float>::lowest());
 }
 
 }  // namespace hf2onnx::layers

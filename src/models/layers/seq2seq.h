@@ -49,7 +49,10 @@ void set_seq2seq_graphs(ExportModel& model, const Seq2SeqSpec& spec, EncoderForw
 // [B, S] absolute positions of the new decoder tokens: past .. past + S - 1, the past length read at run
 // time from the first layer's cache (0 without past).
 torch::Tensor decoder_positions(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer);
-// [B, 1, S, P + S] bool: decoder key j is visible to new token i (j <= past + i).
-torch::Tensor decoder_causal_visible(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer);
+// [B, P + S] positions of the decoder's keys, past and new: 0 .. P + S - 1.
+torch::Tensor decoder_key_positions(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer);
+// [B, 1, S, P + S] additive causal mask of the decoder's self-attention: 0 where key j is visible to new
+// token i (j <= past + i), finfo.min elsewhere (BART's _make_causal_mask; T5's inverted causal mask).
+torch::Tensor decoder_causal_mask(const torch::Tensor& input_ids, const Seq2SeqCache& first_layer);
 
 }  // namespace hf2onnx::layers
