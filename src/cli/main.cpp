@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
 
   ExportOptions ex;
   std::string report;
-  auto* export_cmd = app.add_subcommand("export", "export MODEL_DIR to OUT_DIR/model.onnx");
+  auto* export_cmd = app.add_subcommand("export", "export MODEL_DIR to OUT_DIR (model.onnx; encoder-decoder models: encoder_model.onnx and the decoders)");
   export_cmd->add_option("model_dir", ex.model_dir, "Hugging Face model folder (config.json + weights)")->required();
   export_cmd->add_option("out_dir", ex.out_dir, "output folder")->required();
   export_cmd->add_option("--task", ex.task, task_help())->default_val("auto");
