@@ -6,36 +6,149 @@
 #include <string>
 #include <vector>
 
+#include <immintrin.h>
 #include <sys/mman.h>
 
+#include "common/mapped_file.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
 
+namespace {
+
+// An anonymous mapping asked to be backed by 2 MB pages: a weight-sized buffer then costs one page fault
+// per 2 MB on first use instead of one per 4 KB (and no zero-filling by the C++ library).
+class HugeBuffer {
+ public:
+  HugeBuffer() = default;
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  ~HugeBuffer() { reset(); }
+  void* get(size_t bytes) {
+    if (bytes <= bytes_) return p_;
+    reset();
+    constexpr size_t kHuge = 2 << 20;
+    const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw Error("cannot allocate " + std::to_string(size) + " bytes: " + std::strerror(errno));
+    madvise(p, size, MADV_HUGEPAGE);  // advice only: kernels without it still work
+    p_ = p;
+    bytes_ = size;
+    return p_;
+  }
+
+ private:
+  void reset() {
+    if (p_) munmap(p_, bytes_);
+    p_ = nullptr;
+    bytes_ = 0;
+  }
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
 float* scratch_floats(size_t n, int slot) {
-  thread_local std::vector<float> buffers[2];
-  std::vector<float>& b = buffers[slot & 1];
-  if (b.size() < n) b.resize(n);
-  return b.data();
+  thread_local HugeBuffer buffers[2];
+  return static_cast<float*>(buffers[slot & 1].get(std::max<size_t>(n, 1) * sizeof(float)));
 }
 
 std::shared_ptr<const float> zero_floats(size_t n) {
   const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
   void* p = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw Error(std::string("cannot map ") + std::to_string(bytes) + " bytes: " + std::strerror(errno));
+  madvise(p, bytes, MADV_HUGEPAGE);  // reads then map the kernel's huge zero page: one fault per 2 MB
   return std::shared_ptr<const float>(static_cast<const float*>(p), [bytes](const float* q) {
     munmap(const_cast<float*>(q), bytes);
   });
 }
 
+namespace {
+
+// One 8x8 block: eight rows of src (stride ls) become eight rows of dst (stride ld).
+__attribute__((target("avx2"))) inline void transpose_block8(const float* s, int64_t ls, float* d, int64_t ld) {
+  const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls), r2 = _mm256_loadu_ps(s + 2 * ls),
+               r3 = _mm256_loadu_ps(s + 3 * ls), r4 = _mm256_loadu_ps(s + 4 * ls), r5 = _mm256_loadu_ps(s + 5 * ls),
+               r6 = _mm256_loadu_ps(s + 6 * ls), r7 = _mm256_loadu_ps(s + 7 * ls);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+// dst[c * ld + r] = s[r * ls + c] for r in [0, nrows), c in [c0, c1), in 8x8 blocks (about twice the plain
+// loop's speed), the edges element by element.
+__attribute__((target("avx2"))) void transpose_tile_avx2(const float* s, int64_t ls, float* d, int64_t ld, int64_t nrows,
+                                                         int64_t c0, int64_t c1) {
+  int64_t r = 0;
+  for (; r + 8 <= nrows; r += 8) {
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) transpose_block8(s + r * ls + c, ls, d + c * ld + r, ld);
+    for (; c < c1; ++c)
+      for (int64_t k = r; k < r + 8; ++k) d[c * ld + k] = s[k * ls + c];
+  }
+  for (; r < nrows; ++r)
+    for (int64_t c = c0; c < c1; ++c) d[c * ld + r] = s[r * ls + c];
+}
+
+void transpose_tile(const float* s, int64_t ls, float* d, int64_t ld, int64_t nrows, int64_t c0, int64_t c1) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return transpose_tile_avx2(s, ls, d, ld, nrows, c0, c1);
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = c0; c < c1; ++c) d[c * ld + r] = s[r * ls + c];
+}
+
+}  // namespace
+
+void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip) {
+  constexpr int64_t kStrip = 64, kTile = 64;
+  thread_local std::vector<float> buffer;
+  for (int64_t r0 = 0; r0 < rows; r0 += kStrip) {
+    const int64_t n = std::min(rows - r0, kStrip);
+    if (buffer.size() < static_cast<size_t>(n * cols)) buffer.resize(static_cast<size_t>(n * cols));
+    const float* s = strip(r0, n, buffer.data());
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) transpose_tile(s, cols, dst + r0, rows, n, c0, std::min(cols, c0 + kTile));
+  }
+}
+
 void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst) {
-  constexpr int64_t kTile = 64;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
-    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
-      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) dst[c * rows + r] = src[r * cols + c];
+  const bool mapped = MappedFile::file_range(src, static_cast<uint64_t>(rows * cols) * sizeof(float)).has_value();
+  transpose_strips(rows, cols, dst, [&](int64_t r0, int64_t n, float* buffer) -> const float* {
+    if (!mapped) return src + r0 * cols;
+    MappedFile::read(src + r0 * cols, static_cast<uint64_t>(n * cols) * sizeof(float), buffer);
+    return buffer;
+  });
+}
+
+uint64_t count_non_finite(const float* p, uint64_t n) {
+  constexpr uint64_t kChunk = 1 << 18;  // 1 MB of floats at a time when read from a file
+  const bool mapped = MappedFile::file_range(p, n * sizeof(float)).has_value();
+  thread_local std::vector<uint32_t> buffer;
+  uint64_t bad = 0;
+  for (uint64_t i = 0; i < n; i += kChunk) {
+    const uint64_t k = std::min(n - i, kChunk);
+    const void* chunk = p + i;
+    if (mapped) {
+      buffer.resize(kChunk);
+      MappedFile::read(p + i, k * sizeof(float), buffer.data());
+      chunk = buffer.data();
     }
+    const auto* bits = static_cast<const uint32_t*>(chunk);
+    for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad;
 }
 
 }  // namespace hf2onnx

@@ -1,9 +1,11 @@
 // Reusable per-thread float buffers for weights converted or transposed just before they are written. A
 // fresh allocation per weight costs a page fault (and the kernel zeroing a page) for every 4 KB written;
-// reusing one buffer per thread costs them once, for the largest weight.
+// reusing one buffer per thread costs them once, for the largest weight, in 2 MB pages where the kernel
+// allows.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace hf2onnx {
@@ -16,7 +18,16 @@ float* scratch_floats(size_t n, int slot = 0);
 // read is the kernel's shared zero page (the views the tracer multiplies by).
 std::shared_ptr<const float> zero_floats(size_t n);
 
-// dst[c * rows + r] = src[r * cols + c], in cache-sized tiles.
+// dst[c * rows + r] = src[r * cols + c], in cache-sized tiles. A source inside a file mapping is read from the
+// file a strip of rows at a time (no page faults, nothing of it left resident).
 void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst);
+
+// The same for a matrix delivered a strip of rows at a time: strip(r0, n, buffer) returns rows [r0, r0 + n)
+// as n * cols floats, in `buffer` (room for n * cols) or elsewhere (e.g. converted from bfloat16).
+using StripFn = std::function<const float*(int64_t r0, int64_t n, float* buffer)>;
+void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip);
+
+// How many of p[0, n) are NaN or infinite (read from the file when p lies in a file mapping).
+uint64_t count_non_finite(const float* p, uint64_t n);
 
 }  // namespace hf2onnx

@@ -11,6 +11,7 @@
 #include "onnx/writer.h"
 #include "onnx/output_dir.h"
 #include "common/mapped_file.h"
+#include "common/scratch.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -149,13 +150,14 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
     std::vector<int64_t> shape = source.dims();
     const float* values = static_cast<const float*>(bytes.data);
     std::vector<float> transposed_values;  // only while quantizing
-    if (transposed) {
+    if (transposed) {  // transpose_floats reads a mapped source from its file
       const int64_t rows = shape[0], cols = shape[1];
       transposed_values.resize(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) transposed_values[c * rows + r] = values[r * cols + c];
+      transpose_floats(values, rows, cols, transposed_values.data());
       values = transposed_values.data();
       shape = {cols, rows};
+    } else {
+      MappedFile::populate(bytes.data, bytes.size);  // read in place: mapped in one call
     }
     quant::QuantizedTensor q =
         with_context("quantizing '" + name + "'", [&] { return quant::quantize_tensor(values, shape, spec); });

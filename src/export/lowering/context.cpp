@@ -120,7 +120,8 @@ std::string LoweringContext::weight_transposed(const Value* v) {
         MappedFile::release_pages(t.data_ptr(), t.nbytes());
         return bytes;
       }
-      // Transposed into this thread's reusable buffer (valid until the writer asks for the next weight).
+      // Transposed into this thread's reusable buffer (valid until this thread produces its next weight),
+      // the source read from the checkpoint's file a strip at a time.
       float* out = scratch_floats(static_cast<size_t>(t.numel()));
       transpose_floats(t.data_ptr<float>(), t.size(0), t.size(1), out);
       MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
