@@ -1,0 +1,136 @@
+// Tier 1: the streaming writer and the buffers that feed it — transposes (from memory and from a file
+// mapping), the non-finite count, and write_onnx round trips whose weights are produced on the writer's
+// producer threads into reused buffers or copied file to file from a mapping.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "common/mapped_file.h"
+#include "common/scratch.h"
+#include "common/test_util.h"
+#include "onnx/reader.h"
+#include "onnx/writer.h"
+
+namespace hf2onnx::test {
+namespace {
+
+std::vector<float> counting(size_t n, float start) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = start + static_cast<float>(i);
+  return v;
+}
+
+// A file of floats, mapped (weights read the way the exporter reads a checkpoint).
+std::shared_ptr<const MappedFile> mapped_floats(const fs::path& path, const std::vector<float>& v) {
+  write_file(path, std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+  return MappedFile::open(path);
+}
+
+TEST(Transpose, MatchesTheDefinitionFromMemoryAndFromAFileMapping) {
+  const fs::path dir = temp_dir("transpose");
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1}, {7, 9}, {8, 8}, {64, 65}, {130, 17}, {3, 200}, {129, 72}};
+  for (const auto& [rows, cols] : shapes) {
+    const std::vector<float> src = counting(static_cast<size_t>(rows * cols), 0.5f);
+    std::vector<float> want(src.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) want[c * rows + r] = src[r * cols + c];
+    std::vector<float> got(src.size(), -1.f);
+    transpose_floats(src.data(), rows, cols, got.data());
+    EXPECT_EQ(got, want) << rows << "x" << cols << " from memory";
+    auto file = mapped_floats(dir / "m.bin", src);
+    ASSERT_TRUE(MappedFile::file_range(file->data(), file->size()));
+    std::fill(got.begin(), got.end(), -1.f);
+    transpose_floats(reinterpret_cast<const float*>(file->data()), rows, cols, got.data());
+    EXPECT_EQ(got, want) << rows << "x" << cols << " from a mapping";
+  }
+}
+
+TEST(NonFinite, CountsNaNAndInfinityAcrossChunks) {
+  std::vector<float> v = counting(600000, -300000.f);
+  v[3] = std::numeric_limits<float>::quiet_NaN();
+  v[262144] = std::numeric_limits<float>::infinity();  // first element of the second chunk
+  v[599999] = -std::numeric_limits<float>::infinity();
+  v[10] = std::numeric_limits<float>::max();  // finite
+  EXPECT_EQ(count_non_finite(v.data(), v.size()), 3u);
+  auto file = mapped_floats(temp_dir("nonfinite") / "m.bin", v);
+  EXPECT_EQ(count_non_finite(reinterpret_cast<const float*>(file->data()), v.size()), 3u);
+  EXPECT_EQ(count_non_finite(v.data(), 3), 0u);
+}
+
+// Forty weights: every other one made into the producing thread's reused buffer (4 MB each, so that a
+// weight overwritten by its thread's next one before it was written shows), the others of assorted sizes
+// copied from a mapped file or owned.
+TEST(Writer, StreamsEveryWeightIntactInlineAndAsExternalData) {
+  const fs::path dir = temp_dir("writer");
+  auto size_of = [](int i) { return i % 2 == 0 ? size_t{1} << 20 : static_cast<size_t>(17 + 997 * (i % 7) * (i % 5)); };
+  std::vector<float> all;
+  for (int i = 0; i < 40; ++i) {
+    auto v = counting(size_of(i), static_cast<float>(i * 1000));
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  auto file = mapped_floats(dir / "weights.bin", all);
+  const auto* mapped = reinterpret_cast<const float*>(file->data());
+
+  std::vector<Initializer> inits;
+  std::vector<std::vector<float>> expected;
+  size_t offset = 0;
+  for (int i = 0; i < 40; ++i) {
+    const size_t n = size_of(i);
+    expected.emplace_back(all.begin() + offset, all.begin() + offset + n);
+    Initializer init;
+    init.name = "w" + std::to_string(i);
+    init.dims = {static_cast<int64_t>(n)};
+    const float* src = mapped + offset;
+    if (i % 2 == 0) {
+      init.bytes = [src, n] {
+        float* out = scratch_floats(n);
+        std::memcpy(out, src, n * sizeof(float));
+        return TensorBytes{out, n * sizeof(float), nullptr};
+      };
+    } else if (i % 4 == 1) {
+      init.bytes = [src, n] { return TensorBytes{src, n * sizeof(float), nullptr}; };
+    } else {
+      auto owned = std::make_shared<std::vector<float>>(src, src + n);
+      init.bytes = [owned] { return TensorBytes{owned->data(), owned->size() * sizeof(float), owned}; };
+    }
+    inits.push_back(std::move(init));
+    offset += n;
+  }
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(17);
+  model.mutable_graph()->set_name("g");
+  for (ExternalData external : {ExternalData::Never, ExternalData::Always}) {
+    const fs::path path = dir / (external == ExternalData::Never ? "inline.onnx" : "external.onnx");
+    const auto files = write_onnx(model, inits, path, external);
+    ASSERT_EQ(files.size(), external == ExternalData::Never ? 1u : 2u);
+    for (const auto& f : files) EXPECT_EQ(fs::file_size(f.path), f.bytes) << f.path;
+    LazyModel back = read_onnx_lazy(path);
+    ASSERT_EQ(back.initializers.size(), inits.size());
+    for (size_t i = 0; i < inits.size(); ++i) {
+      EXPECT_EQ(back.initializers[i].name(), inits[i].name);
+      EXPECT_EQ(back.initializers[i].floats(), expected[i]) << inits[i].name << " in " << path.filename();
+    }
+  }
+}
+
+TEST(Writer, AProducersErrorReachesTheCaller) {
+  std::vector<Initializer> inits(5);
+  for (int i = 0; i < 5; ++i) {
+    inits[i].name = "w" + std::to_string(i);
+    inits[i].dims = {4};
+    inits[i].bytes = [i]() -> TensorBytes {
+      if (i == 3) throw Error("cannot make w3");
+      static const float zeros[4] = {};
+      return TensorBytes{zeros, sizeof zeros, nullptr};
+    };
+  }
+  onnx::ModelProto model;
+  model.mutable_graph()->set_name("g");
+  EXPECT_EQ(error_of([&] { write_onnx(model, inits, temp_dir("writer_error") / "m.onnx"); }), "cannot make w3");
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
