@@ -57,10 +57,13 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
   return out;
 }
 
-// The exporter's own example input (the second trace shape) as .npy files, one per model input.
+// The INT8 check's input as .npy files, one per model input: the second trace shape with more rows and
+// positions than the trace needs (the check compares outputs row by row; 5 x 6 as before the traces shrank).
 std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) {
   DimSizes dims = trace_shapes()[1];
   dims.erase("frames");  // trace-only: the model's own input length
+  dims["batch_size"] = 5;
+  dims["sequence_length"] = 6;
   if (std::any_of(model.inputs.begin(), model.inputs.end(), [](const TensorSpec& s) { return s.name == "input_features"; }))
     dims["batch_size"] = 2;  // 30 s of audio per row: two rows keep the check short
   std::vector<torch::Tensor> tensors = model.example_inputs(dims);
@@ -126,9 +129,7 @@ void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkp
     const std::string source = it == checkpoint.tensors.end() ? "" : it->second.source;
     init.bytes = [inner = init.bytes, name = init.name, source]() {
       TensorBytes b = inner();
-      const auto* bits = static_cast<const uint32_t*>(b.data);
-      uint64_t bad = 0;
-      for (uint64_t i = 0; i < b.size / 4; ++i) bad += (bits[i] & 0x7f800000u) == 0x7f800000u;
+      const uint64_t bad = count_non_finite(static_cast<const float*>(b.data), b.size / 4);
       if (bad)
         spdlog::warn("{}{}weight '{}' has {} NaN or infinite value{} of {}", source, source.empty() ? "" : ": ", name,
                      bad, bad == 1 ? "" : "s", b.size / 4);
@@ -148,14 +149,37 @@ void convert_when_written(LoweredModel& lowered, const std::map<std::string, con
     const std::vector<int64_t> want =
         transposed && source->shape.size() == 2 ? std::vector<int64_t>{source->shape[1], source->shape[0]} : source->shape;
     if (init.dims != want) throw Error("internal: initializer " + quote_name(init.name) + " does not have its tensor's shape");
-    init.bytes = [source, transposed]() {  // into this thread's reusable buffers (one weight at a time)
+    init.bytes = [source, transposed]() {  // into this thread's reusable buffer (one weight at a time)
       const size_t n = static_cast<size_t>(source->numel());
-      float* converted = scratch_floats(n, 0);
-      hf::convert_to_float32(*source, converted);
-      MappedFile::release_pages(source->data, source->nbytes());
-      if (!transposed) return TensorBytes{converted, n * 4, nullptr};
-      float* out = scratch_floats(n, 1);
-      transpose_floats(converted, source->shape[0], source->shape[1], out);
+      float* out = scratch_floats(n);
+      if (!source->is_contiguous()) {  // rare (a strided view in a pickle): convert it whole, then transpose
+        float* converted = scratch_floats(n, 1);
+        hf::convert_to_float32(*source, converted);
+        if (!transposed) return TensorBytes{converted, n * 4, nullptr};
+        transpose_floats(converted, source->shape[0], source->shape[1], out);
+        return TensorBytes{out, n * 4, nullptr};
+      }
+      // A strip of rows at a time: read from the checkpoint's file (no page faults), converted, placed.
+      const int64_t cols = source->shape.empty() ? 1 : source->numel() / std::max<int64_t>(source->shape[0], 1);
+      const int64_t rows = source->shape.empty() ? 1 : source->shape[0];
+      const size_t es = hf::dtype_size(source->dtype);
+      std::vector<uint8_t> raw;
+      auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
+        raw.resize(static_cast<size_t>(count * cols) * es);
+        MappedFile::read(source->data + static_cast<size_t>(r0 * cols) * es, raw.size(), raw.data());
+        hf::TensorData part = *source;
+        part.data = raw.data();
+        part.shape = {count, cols};
+        part.strides = {cols, 1};
+        hf::convert_to_float32(part, buffer);
+        return buffer;
+      };
+      if (transposed && source->shape.size() == 2) {
+        transpose_strips(rows, cols, out, strip);
+      } else {
+        constexpr int64_t kRows = 64;
+        for (int64_t r0 = 0; r0 < rows; r0 += kRows) strip(r0, std::min(kRows, rows - r0), out + r0 * cols);
+      }
       return TensorBytes{out, n * 4, nullptr};
     };
   }
