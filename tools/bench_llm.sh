@@ -35,12 +35,16 @@ l=$work/llama-1.1b
 [ -f "$l/model.safetensors" ] || build/make_checkpoint llama-1.1b "$l"
 l_bytes=$(stat -c %s "$l/model.safetensors")
 cat "$l/model.safetensors" > /dev/null
-runs=1
+runs=1  # a process's fixed page faults (libtorch's start-up, the tiny fixture's trace): the export of models/llama
+measure "tiny llama export" "$work/tiny-onnx" build/hf2onnx export -q models/llama "$work/tiny-onnx"
+tiny_faults=$(faults)
+rm -rf "$work/tiny-onnx"
+runs=3
 measure "cp 1.1b" "$work/llama-copy" cp -r "$l" "$work/llama-copy"
-lcp_wall=$best_wall; lcp_faults=$(faults)
+lcp_wall="$best_wall ($all_walls)"; lcp_faults=$(faults)
 rm -rf "$work/llama-copy"
 measure "llama export" "$work/llama-onnx" build/hf2onnx export -q "$l" "$work/llama-onnx"
-l_wall=$best_wall; l_rss=$best_rss; l_faults=$(faults)
+l_wall="$best_wall ($all_walls)"; l_rss=$best_rss; l_faults=$(faults)
 l_out=$(cat "$work/llama-onnx"/model.onnx* | wc -c)
 rm -rf "$work/llama-onnx"
 
@@ -64,6 +68,7 @@ rm -rf "$work/mistral-onnx" "$m"
 
 gb() { awk "BEGIN{printf \"%.1f\", $1/1e9}"; }
 per_gb() { awk "BEGIN{printf \"%.0f\", $1/($2/1e9)}"; }
+beyond() { awk "BEGIN{v = $1 - $tiny_faults; printf \"%.0f\", (v < 0 ? 0 : v)/($2/1e9)}"; }  # exports: minus the fixed faults
 replace_section llm <<MD
 ## LLM families (tools/bench_llm.sh, $(date -u +%Y-%m-%d))
 
@@ -79,15 +84,18 @@ INT8 ${q_int8}.
 
 Export next to \`cp -r\` of the same checkpoint, page cache warm:
 
-| step | wall | peak RSS | minor page faults (per GB written) | written |
+Walls are best (all runs); page faults are the last run's. Any process that loads libtorch and traces the tiny
+Llama fixture takes ${tiny_faults} minor faults (the export of models/llama), whatever the model's size.
+
+| step | wall | peak RSS | minor page faults (per GB written; exports: beyond the fixed ones) | written |
 |---|---|---|---|---|
 | \`cp -r\` of the 1.1B Llama (float32) | ${lcp_wall} s | | ${lcp_faults} ($(per_gb $lcp_faults $l_bytes)) | $(gb $l_bytes) GB |
-| export of it | ${l_wall} s | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(per_gb $l_faults $l_out)) | $(gb $l_out) GB |
+| export of it | ${l_wall} s | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(beyond $l_faults $l_out)) | $(gb $l_out) GB |
 | \`cp -r\` of the Mistral-7B-shaped (bfloat16, 5 GB shards) | ${cp_wall} s | | ${cp_faults} ($(per_gb $cp_faults $m_bytes)) | $(gb $m_bytes) GB |
-| export of it (external data, float32) | ${m_wall} s | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(per_gb $m_faults $m_out)) | $(gb $m_out) GB |
+| export of it (external data, float32) | ${m_wall} s | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(beyond $m_faults $m_out)) | $(gb $m_out) GB |
 | quantize | ${mq_wall} s | $(mb $((mq_rss * 1024))) MB | ${mq_faults} ($(per_gb $mq_faults $mq_out)) | $(gb $mq_out) GB |
 
-Targets: peak RSS ≤ 2 GB for the export and for the quantization; export wall ≤ 2× the \`cp\` time (the export
+Targets: peak RSS ≤ 2 GB for the export and for the quantization; export wall ≤ 2× the \`cp\` time (the 7B export
 writes twice the bytes: bfloat16 becomes float32).
 MD
 sed -n '/<!-- llm -->/,/<!-- \/llm -->/p' docs/benchmarks.md
