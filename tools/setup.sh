@@ -32,8 +32,11 @@ fi
 # ONNX Runtime (CPU) and transformers.js (reference generation) for tests and benchmarks. Install scripts
 # stay off: onnxruntime-node's downloads extras this machine cannot reach; sharp's prebuilt binary comes as
 # an optional dependency (@img/sharp-linux-x64), and transformers.js imports sharp when it loads.
-if [ ! -d tools/node_modules/onnxruntime-node ] || [ ! -d tools/node_modules/@huggingface/transformers ]; then
-  (cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+# transformers.js 4 brings the onnxruntime-node it pins (nested under it); the tests' own runner uses the
+# top-level one. Reinstalled whenever tools/package-lock.json changes (a copy marks what is installed).
+if ! cmp -s tools/package-lock.json tools/node_modules/.hf2onnx-installed-lock.json; then
+  (cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error &&
+   cp package-lock.json node_modules/.hf2onnx-installed-lock.json)
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -1,14 +1,17 @@
-// Greedy generation with transformers.js (@huggingface/transformers 3.4.2, on the onnxruntime-node in tools/),
-// as a reference for hf2onnx's encoder-decoder exports. Fully offline.
+// Greedy generation with transformers.js (@huggingface/transformers 4.3.2 and the onnxruntime-node it pins),
+// the client hf2onnx's folders are made for. Fully offline.
 //   node tools/tjs_generate.mjs MODEL_DIR INPUT_DIR NEW_TOKENS OUT.npy [--dtype fp32|q8] [--threads N]
-// MODEL_DIR is laid out like a hub ONNX repo: config.json, generation_config.json (optional) and
-// onnx/encoder_model.onnx + onnx/decoder_model_merged.onnx (--dtype q8: onnx/*_quantized.onnx), or the
-// same files at the root (Optimum's layout; transformers.js's `subfolder: ''`).
-// INPUT_DIR holds input_ids.npy + attention_mask.npy (int64 [B, S]) for T5/BART/Marian, or
-// input_features.npy (float32 [B, n_mels, frames]) for whisper (model_type in config.json).
-// OUT.npy gets int64 [B, 1 + NEW_TOKENS]: decoder_start_token_id, then the raw argmax of each step's logits.
-// Every logits processor is off, and eos_token_id is cleared so that no row stops early and EOS is not
-// masked (with an EOS id, min_new_tokens works by masking EOS, which is no longer the raw argmax).
+//                               [--subfolder DIR]
+// MODEL_DIR is loaded exactly as transformers.js loads a hub repository: config.json and
+// generation_config.json (optional) at the root, the ONNX files in its default subfolder onnx/
+// (--subfolder '' for Optimum's layout, everything at the root): model.onnx for decoder-only models,
+// encoder_model.onnx + decoder_model_merged.onnx for encoder-decoder ones (--dtype q8: *_quantized.onnx).
+// INPUT_DIR holds input_ids.npy + attention_mask.npy (int64 [B, S]; decoder-only prompts may be left-padded),
+// or input_features.npy (float32 [B, n_mels, frames]) for whisper (model_type in config.json).
+// OUT.npy gets int64 [B, S + NEW_TOKENS] for decoder-only models (the prompt, then the new tokens), and
+// [B, 1 + NEW_TOKENS] for encoder-decoder ones (decoder_start_token_id, then the new tokens): each the raw
+// argmax of its step's logits. Every logits processor is off, and eos_token_id is cleared so that no row
+// stops early and EOS is not masked (with an EOS id, min_new_tokens works by masking EOS).
 import fs from 'node:fs';
 import path from 'node:path';
 import { readNpy, writeNpy } from './npy.mjs';
@@ -29,8 +32,9 @@ function option(name, fallback) {
 }
 const dtype = option('--dtype', 'fp32');
 const threads = Number(option('--threads', '1'));
+const subfolderOption = option('--subfolder', undefined);  // undefined: transformers.js's default (onnx)
 if (args.length !== 4) {
-  fail('usage: tjs_generate.mjs MODEL_DIR INPUT_DIR NEW_TOKENS OUT.npy [--dtype fp32|q8] [--threads N]');
+  fail('usage: tjs_generate.mjs MODEL_DIR INPUT_DIR NEW_TOKENS OUT.npy [--dtype fp32|q8] [--threads N] [--subfolder DIR]');
 }
 const [modelDirArg, inputDir, newTokensS, outPath] = args;
 const newTokens = Number(newTokensS);
@@ -75,25 +79,23 @@ try {
   const genConfig = readJson(path.join(modelDir, 'generation_config.json'), false);
   const modelType = config.model_type;
   if (!modelType) fail(`${modelDir}/config.json: no model_type`);
-  if (config.is_encoder_decoder !== true) {
-    fail(`${modelDir}/config.json: is_encoder_decoder must be true (transformers.js sizes the empty cache from it)`);
-  }
+  const seq2seq = config.is_encoder_decoder === true;  // transformers.js sizes the empty cache from it
   const isWhisper = modelType === 'whisper';
   // The order transformers.js merges them in: config.json, then generation_config.json.
   const startId = genConfig.decoder_start_token_id ?? config.decoder_start_token_id ??
                   genConfig.bos_token_id ?? config.bos_token_id;
-  if (!Number.isInteger(startId)) fail('no integer decoder_start_token_id in generation_config.json or config.json');
+  if (seq2seq && !Number.isInteger(startId)) {
+    fail('no integer decoder_start_token_id in generation_config.json or config.json');
+  }
 
   const suffix = dtype === 'q8' ? '_quantized' : '';
-  // The hub layout keeps the ONNX files in onnx/ (transformers.js's default); Optimum's layout at the root.
-  const subfolder = fs.existsSync(path.join(modelDir, 'onnx')) ? 'onnx' : '';
-  for (const f of ['encoder_model', 'decoder_model_merged']) {
-    const file = path.join(modelDir, subfolder, `${f}${suffix}.onnx`);
+  for (const f of seq2seq ? ['encoder_model', 'decoder_model_merged'] : ['model']) {
+    const file = path.join(modelDir, subfolderOption ?? 'onnx', `${f}${suffix}.onnx`);
     if (!fs.existsSync(file)) fail(`${file}: not found`);
   }
 
   const tjs = await import('@huggingface/transformers');
-  const { env, Tensor, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq } = tjs;
+  const { env, Tensor, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq } = tjs;
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.useFSCache = false;      // no lookups in (or writes to) the package's .cache folder
@@ -108,12 +110,12 @@ try {
     modelId = name;
   }
 
-  const Auto = isWhisper ? AutoModelForSpeechSeq2Seq : AutoModelForSeq2SeqLM;
+  const Auto = !seq2seq ? AutoModelForCausalLM : isWhisper ? AutoModelForSpeechSeq2Seq : AutoModelForSeq2SeqLM;
   const model = await Auto.from_pretrained(modelId, {
     local_files_only: true,
     device: 'cpu',
     dtype,
-    subfolder,
+    ...(subfolderOption === undefined ? {} : { subfolder: subfolderOption }),
     session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
   });
 
@@ -152,10 +154,10 @@ try {
     no_repeat_ngram_size: 0,
     repetition_penalty: 1.0,
     guidance_scale: null,
-    decoder_start_token_id: startId,
     return_dict_in_generate: false,
     output_attentions: false,
   };
+  if (seq2seq) options.decoder_start_token_id = startId;
   if (isWhisper) {
     // WhisperForConditionalGeneration.generate uses decoder_input_ids, when given, instead of building
     // <|startoftranscript|> <|lang|> <|task|> <|notimestamps|>; one row per batch item, because a flat
@@ -170,11 +172,12 @@ try {
 
   const seqs = await model.generate(options);
   const dims = seqs.dims;
-  if (dims.length !== 2 || dims[0] !== batch || dims[1] !== 1 + newTokens) {
-    fail(`generate returned shape [${dims.join(', ')}], expected [${batch}, ${1 + newTokens}]`);
+  const prompt = seq2seq ? 1 : inputs.input_ids.dims[1];
+  if (dims.length !== 2 || dims[0] !== batch || dims[1] !== prompt + newTokens) {
+    fail(`generate returned shape [${dims.join(', ')}], expected [${batch}, ${prompt + newTokens}]`);
   }
   const data = BigInt64Array.from(seqs.data, v => BigInt(v));
-  for (let b = 0; b < batch; b++) {
+  for (let b = 0; b < batch && seq2seq; b++) {
     if (data[b * dims[1]] !== BigInt(startId)) fail(`row ${b} does not start with decoder_start_token_id ${startId}`);
   }
   writeNpy(outPath, 'int64', dims, data);
