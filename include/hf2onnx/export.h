@@ -1,4 +1,4 @@
-// The export pipeline as a library call: MODEL_DIR → OUT_DIR/model.onnx (+ copied config/tokenizer files).
+// The export pipeline as a library call: MODEL_DIR → OUT_DIR/onnx/model.onnx (+ copied config/tokenizer files).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -15,8 +15,14 @@ namespace hf2onnx {
 constexpr int kMinOpset = 14;
 constexpr int kMaxOpset = 17;
 
+// Where the .onnx files go in OUT_DIR. Hub: in onnx/, config and tokenizer files at the root, as ONNX
+// repositories on the hub are laid out (transformers.js looks there). Optimum: everything at the root
+// (Optimum's ORTModel classes).
+enum class Layout { Hub, Optimum };
+
 struct ExportOptions {
   std::filesystem::path model_dir, out_dir;
+  Layout layout = Layout::Hub;
   std::string task = "auto";
   int opset = 17;
   std::optional<std::filesystem::path> report;  // --report FILE.json

@@ -38,6 +38,38 @@ const char* const kCompanionFiles[] = {
     "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
     "sentencepiece.bpe.model", "source.spm", "target.spm", "preprocessor_config.json"};
 
+// The folder of the .onnx files in the hub layout.
+constexpr const char* kOnnxFolder = "onnx";
+
+// transformers.js fetches a model's external data only when config.json says the file has some
+// (`transformers.js_config.use_external_data_format`, keyed by file name): say it for every staged .onnx
+// file, keeping the rest of the config (and of an existing transformers.js_config) as it was.
+void declare_external_data(OutputDir& out) {
+  nlohmann::json formats = nlohmann::json::object();
+  bool any = false;
+  for (const auto& [path, size] : out.staged_files()) {
+    if (path.extension() != ".onnx") continue;
+    const bool has_data = fs::exists(out.stage(path.lexically_relative(out.final_dir()).string() + "_data"));
+    formats[path.filename().string()] = has_data;
+    any = any || has_data;
+  }
+  const fs::path config = out.stage("config.json");
+  if (!any || !fs::exists(config)) return;
+  nlohmann::json j;
+  try {
+    std::ifstream in(config, std::ios::binary);
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(config.filename().string() + ": cannot add transformers.js_config: " + e.what());
+  }
+  if (!j.is_object()) return;
+  nlohmann::json& tjs = j["transformers.js_config"];
+  if (!tjs.is_object()) tjs = nlohmann::json::object();
+  tjs["use_external_data_format"] = formats;
+  std::ofstream f(config, std::ios::binary | std::ios::trunc);
+  f << j.dump(2) << "\n";
+  if (!f) throw Error(config.string() + ": cannot write");
+}
 
 Task resolve_task(const std::string& requested, const ArchEntry& arch, const std::string& where) {
   if (requested == "auto") return arch.task;
@@ -274,11 +306,13 @@ ExportResult export_model(const ExportOptions& opt) {
 
   sw = Stopwatch();
   OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
-    return std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
+    return name == kOnnxFolder ||
+           std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
   });
   const ExternalData external = opt.force_external_data ? ExternalData::Always : ExternalData::Auto;
-  auto file_of = [](GraphKind kind, const char* suffix = "") {
-    return std::string(graph_file_stem(kind)) + suffix + ".onnx";
+  auto file_of = [folder = opt.layout == Layout::Hub ? std::string(kOnnxFolder) + "/" : ""](GraphKind kind,
+                                                                                          const char* suffix = "") {
+    return folder + graph_file_stem(kind) + suffix + ".onnx";
   };
   const bool merge = std::any_of(model->graphs.begin(), model->graphs.end(),
                                  [](const ExportGraph& g) { return g.kind == GraphKind::DecoderWithPast; });
@@ -329,6 +363,7 @@ ExportResult export_model(const ExportOptions& opt) {
   }
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
+  declare_external_data(out);
   for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
   result.stage_seconds.emplace_back("write", sw.seconds());
   result.stage_seconds.emplace_back("total", total.seconds());

@@ -174,7 +174,15 @@ bool OutputDir::is_owned(const std::string& name) const {
   return ends_with(name, ".onnx") || ends_with(name, ".onnx_data") || (owned_ && owned_(name));
 }
 
-fs::path OutputDir::stage(const std::string& name) { return staging_ / name; }
+fs::path OutputDir::stage(const std::string& name) {
+  const fs::path p = staging_ / name;
+  if (p.parent_path() != staging_) {  // "onnx/model.onnx": the staged subfolder exists once asked for
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) throw Error(p.parent_path().string() + ": cannot create: " + ec.message());
+  }
+  return p;
+}
 
 void OutputDir::copy_in(const fs::path& source, const std::string& name) {
   std::error_code ec;
@@ -202,7 +210,8 @@ void OutputDir::add_side_file(const fs::path& path, const std::string& content) 
 
 std::vector<std::pair<fs::path, uint64_t>> OutputDir::staged_files() const {
   std::vector<std::pair<fs::path, uint64_t>> out;
-  for (const auto& e : fs::directory_iterator(staging_)) out.emplace_back(final_dir_ / e.path().filename(), e.file_size());
+  for (const auto& e : fs::recursive_directory_iterator(staging_))
+    if (e.is_regular_file()) out.emplace_back(final_dir_ / e.path().lexically_relative(staging_), e.file_size());
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -58,8 +58,8 @@ class DecoderExport : public ::testing::TestWithParam<Case> {};
 TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   const auto& [d, opset] = GetParam();
   const fs::path dir = temp_dir("dec_" + d.fixture + std::to_string(opset));
-  const fs::path out = export_to(d.fixture, dir / "onnx", opset, true);
-  const fs::path model = out / "model.onnx";
+  const fs::path out = export_to(d.fixture, dir / "export", opset, true);
+  const fs::path model = out / "onnx" / "model.onnx";
 
   // I/O names and dims (DESIGN.md §4).
   auto m = load_onnx(model);
@@ -95,9 +95,18 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   Array got = read_npy(dir / "seq.npy");
   EXPECT_EQ(got.shape, want.shape);
   EXPECT_EQ(std::vector<int64_t>(got.i64(), got.i64() + got.numel()), std::vector<int64_t>(want.i64(), want.i64() + want.numel()));
+  // transformers.js loads the folder as written (onnx/model.onnx, its default) and generates the same tokens.
+  auto tjs_generate = [&](const std::string& name, const std::string& flags) {
+    run_tool("tjs_generate.mjs", "'" + out.string() + "' '" + prompt.string() + "' " + std::to_string(new_tokens) + " '" +
+                                     (dir / name).string() + "' " + flags);
+    return read_npy(dir / name);
+  };
+  if (opset == 17) {
+    EXPECT_EQ(tjs_generate("tjs.npy", "").bytes, want.bytes) << "transformers.js";
+  }
 
   // The INT8 twin: lm_head and embeddings quantized, logits close to FP32, generation runs.
-  auto q = load_onnx(out / "model_quantized.onnx");
+  auto q = load_onnx(out / "onnx" / "model_quantized.onnx");
   std::map<std::string, int> ops;
   for (const auto& n : q.graph().node()) ops[n.op_type()]++;
   // Per layer: GPT-2 and Phi-3 (fused projections) 4, the others 7; + lm_head.
@@ -114,12 +123,12 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
   // (one flipped token changes the rest): printed; the same sequence on both CPUs is asserted.
   std::vector<int64_t> native_tokens;
   for (OrtCpu cpu : int8_test_cpus()) {
-    run_ort(out / "model_quantized.onnx", dir / "in_b", dir / "q_b", cpu);
+    run_ort(out / "onnx" / "model_quantized.onnx", dir / "in_b", dir / "q_b", cpu);
     double cos = cosine(read_npy(dir / "q_b" / "logits.npy"), read_npy(dir / "out_b" / "logits.npy"));
     EXPECT_GE(cos, 0.995) << cpu_name(cpu);
     const double agree = argmax_agreement(read_npy(dir / "q_b" / "logits.npy"), read_npy(dir / "out_b" / "logits.npy"));
     EXPECT_GE(agree, 0.8) << cpu_name(cpu);
-    run_tool("ort_generate.mjs", "'" + (out / "model_quantized.onnx").string() + "' '" + prompt.string() + "' " +
+    run_tool("ort_generate.mjs", "'" + (out / "onnx" / "model_quantized.onnx").string() + "' '" + prompt.string() + "' " +
                                      std::to_string(new_tokens) + " '" + (dir / "seq_q.npy").string() + "' " + cache_flag(d),
              cpu);
     Array got_q = read_npy(dir / "seq_q.npy");
@@ -132,6 +141,10 @@ TEST_P(DecoderExport, LogitsAndGreedyTokensMatchTransformers) {
     std::vector<int64_t> tokens(got_q.i64(), got_q.i64() + got_q.numel());
     if (cpu == OrtCpu::Native) native_tokens = tokens;
     else EXPECT_EQ(tokens, native_tokens) << "INT8 greedy tokens differ between the CPUs";
+  }
+  if (opset == 17) {  // transformers.js q8 (onnx/model_quantized.onnx) on its own ONNX Runtime, this CPU
+    Array tjs_q = tjs_generate("tjs_q8.npy", "--dtype q8");
+    EXPECT_EQ(std::vector<int64_t>(tjs_q.i64(), tjs_q.i64() + tjs_q.numel()), native_tokens) << "transformers.js q8";
   }
 }
 
@@ -161,7 +174,7 @@ Array columns(const Array& a, int64_t begin, int64_t end) {
 TEST(DecoderCache, PrefillThenStepsEqualsOneCall) {
   for (const auto& d : kDecoders) {
     const fs::path dir = temp_dir("consistency_" + d.fixture);
-    const fs::path model = export_to(d.fixture, dir / "onnx", 17, false) / "model.onnx";
+    const fs::path model = export_to(d.fixture, dir / "export", 17, false) / "onnx" / "model.onnx";
     const fs::path ref = models_dir() / d.fixture / "ref" / "a";  // 2 × 7, row 2 right-padded
     write_first_step_inputs(ref, dir / "full_in", d.layers, d.kv_heads, d.head_dim);
     run_ort(model, dir / "full_in", dir / "full_out");
@@ -204,8 +217,8 @@ TEST(DecoderCache, PrefillThenStepsEqualsOneCall) {
 
 // A tied lm_head is stored once (the embedding table), never as a second copy.
 TEST(DecoderExportStorage, TiedLmHeadIsStoredOnce) {
-  const fs::path out = export_to("gpt2", temp_dir("tied") / "onnx", 17, false);
-  auto m = load_onnx(out / "model.onnx");
+  const fs::path out = export_to("gpt2", temp_dir("tied") / "export", 17, false);
+  auto m = load_onnx(out / "onnx" / "model.onnx");
   int tables = 0;
   for (const auto& t : m.graph().initializer()) {
     EXPECT_NE(t.name(), "lm_head.weight");
@@ -253,7 +266,7 @@ TEST(DecoderExportStorage, HalfPrecisionCheckpointsMatchTheirFloat32Values) {
       hf::write_safetensors(m / "model.safetensors", tensors);
       export_to(m.string(), dir / (kind + "_" + sub + "_onnx"), 17, false);
       write_first_step_inputs(models_dir() / "llama" / "ref" / "a", dir / "in", 2, 4, 8);
-      run_ort(dir / (kind + "_" + sub + "_onnx") / "model.onnx", dir / "in", dir / (kind + "_" + sub + "_out"));
+      run_ort(dir / (kind + "_" + sub + "_onnx") / "onnx" / "model.onnx", dir / "in", dir / (kind + "_" + sub + "_out"));
     }
     Array a = read_npy(dir / (kind + "_half_out") / "logits.npy"), b = read_npy(dir / (kind + "_float_out") / "logits.npy");
     EXPECT_EQ(max_abs_diff(a, b), 0.0) << kind;

@@ -35,12 +35,13 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
   const fs::path out = temp_dir("e2e_" + fixture + "_" + std::to_string(opset));
   ExportOptions opt;
   opt.model_dir = models_dir() / fixture;
-  opt.out_dir = out / "onnx";
+  opt.out_dir = out / "export";
   opt.opset = opset;
   export_model(opt);
-  const fs::path model = out / "onnx" / "model.onnx";
+  // The hub layout: the model in onnx/, its config beside onnx/.
+  const fs::path model = out / "export" / "onnx" / "model.onnx";
   ASSERT_TRUE(fs::exists(model));
-  EXPECT_TRUE(fs::exists(out / "onnx" / "config.json"));
+  EXPECT_TRUE(fs::exists(out / "export" / "config.json"));
 
   auto m = manifest(fixture);
   onnx::ModelProto proto = load_onnx(model);
@@ -114,7 +115,7 @@ TEST(TaskOverride, FeatureExtractionFromAClassificationCheckpoint) {
   opt.task = "feature-extraction";
   auto r = export_model(opt);
   EXPECT_EQ(r.task, "feature-extraction");
-  onnx::ModelProto proto = load_onnx(out / "model.onnx");
+  onnx::ModelProto proto = load_onnx(out / "onnx" / "model.onnx");
   std::vector<std::string> outputs;
   for (const auto& vi : proto.graph().output()) outputs.push_back(vi.name());
   EXPECT_EQ(outputs, (std::vector<std::string>{"last_hidden_state", "pooler_output"}));
@@ -125,7 +126,7 @@ TEST(TaskOverride, FeatureExtractionFromAClassificationCheckpoint) {
   // The reference logits are classifier(pooler_output): apply the checkpoint's classifier to our
   // pooler_output and compare, which checks the base model's outputs against transformers.
   const fs::path ref = models_dir() / "bert-seqcls" / "ref" / "b";
-  run_ort(out / "model.onnx", ref, out / "ort_b");
+  run_ort(out / "onnx" / "model.onnx", ref, out / "ort_b");
   Array pooled = read_npy(out / "ort_b" / "pooler_output.npy");
   Array logits = read_npy(ref / "logits.npy");
   ASSERT_EQ(pooled.shape, (std::vector<int64_t>{3, 32}));
@@ -141,6 +142,35 @@ TEST(TaskOverride, FeatureExtractionFromAClassificationCheckpoint) {
       computed[r * 3 + l] = static_cast<float>(acc);
     }
   EXPECT_LE(max_abs_diff(make_f32({3, 3}, computed.data()), logits), 1e-4);
+}
+
+// transformers.js 4 (its own ONNX Runtime) loads the export exactly as written: the hub layout by its
+// defaults, Optimum's with subfolder ''. FP32 logits equal transformers' at both sets; q8 loads
+// onnx/model_quantized.onnx and computes what ONNX Runtime computes with that file here.
+TEST(TransformersJs, LoadsAnEncoderExportAsWritten) {
+  const fs::path dir = temp_dir("tjs_encoder");
+  const std::string cls = "--class AutoModelForSequenceClassification";
+  for (const std::string variant : {"hub", "optimum", "hub-external"}) {  // the last: weights in model.onnx_data
+    const std::string layout = variant == "optimum" ? "optimum" : "hub";
+    const fs::path out = dir / variant;
+    auto r = run_cli("export -q '" + (models_dir() / "bert-seqcls").string() + "' '" + out.string() + "' --quantize --layout " +
+                     layout + (variant == "hub-external" ? " --external-data" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string subfolder = layout == "hub" ? "" : " --subfolder ''";
+    const fs::path files = layout == "hub" ? out / "onnx" : out;
+    if (variant == "hub-external") {
+      ASSERT_TRUE(fs::exists(files / "model.onnx_data"));
+    }
+    for (const std::string set : {"a", "b"}) {
+      const fs::path ref = models_dir() / "bert-seqcls" / "ref" / set;
+      const fs::path fp32 = dir / (variant + "_fp32_" + set), q8 = dir / (variant + "_q8_" + set), ort = dir / (variant + "_ort_" + set);
+      run_tool("tjs_forward.mjs", "'" + out.string() + "' '" + ref.string() + "' '" + fp32.string() + "' " + cls + subfolder);
+      EXPECT_LE(max_abs_diff(read_npy(fp32 / "logits.npy"), read_npy(ref / "logits.npy")), 1e-4) << variant << " set " << set;
+      run_tool("tjs_forward.mjs", "'" + out.string() + "' '" + ref.string() + "' '" + q8.string() + "' " + cls + " --dtype q8" + subfolder);
+      run_ort(files / "model_quantized.onnx", ref, ort);
+      EXPECT_LE(max_abs_diff(read_npy(q8 / "logits.npy"), read_npy(ort / "logits.npy")), 1e-5) << variant << " set " << set;
+    }
+  }
 }
 
 }  // namespace

@@ -65,21 +65,42 @@ TEST(OutputDir, AnEarlierExportIsReplacedAsAWholeAndUserFilesStay) {
   const fs::path out = temp_dir("replace") / "out";
   auto r = run_cli("export -q " + q(models_dir() / "bert-seqcls") + " " + q(out) + " --quantize --external-data");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(fs::exists(out / "model.onnx_data"));
-  ASSERT_TRUE(fs::exists(out / "model_quantized.onnx"));
+  ASSERT_TRUE(fs::exists(out / "onnx" / "model.onnx_data"));
+  ASSERT_TRUE(fs::exists(out / "onnx" / "model_quantized.onnx"));
   write_file(out / "README.md", "my notes");
   fs::create_directories(out / "notes");
   write_file(out / "notes" / "a.txt", "more notes");
 
   r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "model.onnx", "notes"}));
+  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "onnx", "notes"}));
+  EXPECT_EQ(names(out / "onnx"), (std::set<std::string>{"model.onnx"}));  // the old INT8 twin and data file went
   EXPECT_EQ(read_file(out / "README.md"), "my notes");
   EXPECT_EQ(read_file(out / "notes" / "a.txt"), "more notes");
   EXPECT_FALSE(has_staging(out.parent_path()));
   // The new model is the bert one (inputs without a classifier output) and loads without the old data file.
-  run_ort(out / "model.onnx", models_dir() / "bert" / "ref" / "a", out.parent_path() / "o");
+  run_ort(out / "onnx" / "model.onnx", models_dir() / "bert" / "ref" / "a", out.parent_path() / "o");
   EXPECT_TRUE(fs::exists(out.parent_path() / "o" / "last_hidden_state.npy"));
+}
+
+// Optimum's layout keeps everything at the root; switching layouts leaves no stale set behind.
+TEST(OutputDir, LayoutsHubAndOptimumReplaceEachOther) {
+  const fs::path out = temp_dir("layouts") / "out";
+  ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --quantize").exit_code, 0);
+  EXPECT_EQ(names(out), (std::set<std::string>{"config.json", "onnx"}));
+  EXPECT_EQ(names(out / "onnx"), (std::set<std::string>{"model.onnx", "model_quantized.onnx"}));
+  auto r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --layout optimum");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(out), (std::set<std::string>{"config.json", "model.onnx"}));
+  r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --layout hub --external-data");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(names(out), (std::set<std::string>{"config.json", "onnx"}));
+  EXPECT_EQ(names(out / "onnx"), (std::set<std::string>{"model.onnx", "model.onnx_data"}));
+  // transformers.js fetches external data only where config.json declares it; the rest of the config stays.
+  const auto config = nlohmann::json::parse(read_file(out / "config.json"));
+  EXPECT_EQ(config["transformers.js_config"]["use_external_data_format"], nlohmann::json({{"model.onnx", true}}));
+  EXPECT_EQ(config["architectures"], nlohmann::json::parse(read_file(models_dir() / "bert" / "config.json"))["architectures"]);
+  EXPECT_NE(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --layout flat").exit_code, 0);
 }
 
 // The same replacement where the file system cannot exchange two folders in one rename.
@@ -91,7 +112,8 @@ TEST(OutputDir, ReplacementWithoutRenameExchange) {
   auto r = run_cli("export -q " + q(models_dir() / "bert") + " " + q(out));
   unsetenv("HF2ONNX_TEST_NO_RENAME_EXCHANGE");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "model.onnx"}));
+  EXPECT_EQ(names(out), (std::set<std::string>{"README.md", "config.json", "onnx"}));
+  EXPECT_EQ(names(out / "onnx"), (std::set<std::string>{"model.onnx"}));
   EXPECT_FALSE(has_staging(out.parent_path()));
 }
 
@@ -188,13 +210,13 @@ TEST(OutputDir, QuantizeReplacesItsFilesAndDropsAStaleDataFile) {
   ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(base / "fp32")).exit_code, 0);
   write_file(base / "q.onnx_data", "stale external data of an earlier q.onnx");
   write_file(base / "other.txt", "unrelated");
-  auto r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx") + " --report " +
+  auto r = run_cli("quantize -q " + q(base / "fp32" / "onnx" / "model.onnx") + " " + q(base / "q.onnx") + " --report " +
                    q(base / "q.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "other.txt", "q.json", "q.onnx"}));
   EXPECT_EQ(nlohmann::json::parse(read_file(base / "q.json"))["output"], (base / "q.onnx").string());
   // A report that cannot be written: exit 1 and q2.onnx never appears.
-  r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q2.onnx") + " --report " +
+  r = run_cli("quantize -q " + q(base / "fp32" / "onnx" / "model.onnx") + " " + q(base / "q2.onnx") + " --report " +
               q(base / "nowhere" / "q.json"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_FALSE(fs::exists(base / "q2.onnx"));
@@ -207,7 +229,7 @@ TEST(OutputDir, QuantizeReplacesItsFilesAndDropsAStaleDataFile) {
 TEST(OutputDir, QuantizeWithExternalDataKeepsItsDataFile) {
   const fs::path base = temp_dir("quantize_external");
   ASSERT_EQ(run_cli("export -q --external-data " + q(models_dir() / "bert") + " " + q(base / "fp32")).exit_code, 0);
-  auto r = run_cli("quantize -q --external-data " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx"));
+  auto r = run_cli("quantize -q --external-data " + q(base / "fp32" / "onnx" / "model.onnx") + " " + q(base / "q.onnx"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "q.onnx", "q.onnx_data"}));
   EXPECT_GT(fs::file_size(base / "q.onnx_data"), 10000u);
@@ -216,7 +238,7 @@ TEST(OutputDir, QuantizeWithExternalDataKeepsItsDataFile) {
   EXPECT_GE(cosine(read_npy(ort_out / "last_hidden_state.npy"),
                    read_npy(models_dir() / "bert" / "ref" / "a" / "last_hidden_state.npy")), 0.99);
   // Quantized again without external data: the data file of the earlier run is removed.
-  r = run_cli("quantize -q " + q(base / "fp32" / "model.onnx") + " " + q(base / "q.onnx"));
+  r = run_cli("quantize -q " + q(base / "fp32" / "onnx" / "model.onnx") + " " + q(base / "q.onnx"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(names(base), (std::set<std::string>{"fp32", "q.onnx"}));
 }
@@ -272,7 +294,7 @@ TEST(OutputDir, AnOutputFolderThatIsALinkStaysALink) {
   fs::create_symlink("real", base / "out");
   ASSERT_EQ(run_cli("export -q " + q(models_dir() / "bert") + " " + q(base / "out")).exit_code, 0);
   EXPECT_TRUE(fs::is_symlink(base / "out"));
-  EXPECT_EQ(names(base / "real"), (std::set<std::string>{"config.json", "model.onnx"}));
+  EXPECT_EQ(names(base / "real"), (std::set<std::string>{"config.json", "onnx"}));  // the stale root file went
 }
 
 TEST(OutputDir, NonFiniteWeightsAreNamedInAWarning) {

@@ -90,11 +90,11 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
   export_model(opt);
   const fs::path& out = opt.out_dir;
   for (const char* f : kFiles)
-    for (const char* suffix : {"", "_quantized"}) EXPECT_TRUE(fs::exists(out / (std::string(f) + suffix + ".onnx"))) << f << suffix;
+    for (const char* suffix : {"", "_quantized"}) EXPECT_TRUE(fs::exists(out / "onnx" / (std::string(f) + suffix + ".onnx"))) << f << suffix;
 
   // I/O names, order and dims (Optimum's; transformers.js feeds the merged decoder by these names).
-  const auto enc = load_onnx(out / "encoder_model.onnx"), dec = load_onnx(out / "decoder_model.onnx"),
-             past = load_onnx(out / "decoder_with_past_model.onnx"), merged = load_onnx(out / "decoder_model_merged.onnx");
+  const auto enc = load_onnx(out / "onnx" / "encoder_model.onnx"), dec = load_onnx(out / "onnx" / "decoder_model.onnx"),
+             past = load_onnx(out / "onnx" / "decoder_with_past_model.onnx"), merged = load_onnx(out / "onnx" / "decoder_model_merged.onnx");
   const std::vector<std::string> want_enc =
       m.speech ? std::vector<std::string>{"input_features"} : std::vector<std::string>{"input_ids", "attention_mask"};
   EXPECT_EQ(names(enc.graph().input()), want_enc);
@@ -135,7 +135,7 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
     fs::create_directories(d_in);
     for (const char* f : {"input_ids", "attention_mask", "input_features"})
       if (fs::exists(ref / set / (std::string(f) + ".npy"))) fs::copy_file(ref / set / (std::string(f) + ".npy"), e_in / (std::string(f) + ".npy"));
-    run_ort(out / "encoder_model.onnx", e_in, dir / ("enc_out_" + set));
+    run_ort(out / "onnx" / "encoder_model.onnx", e_in, dir / ("enc_out_" + set));
     Array states = read_npy(dir / ("enc_out_" + set) / "last_hidden_state.npy");
     Array want_states = read_npy(ref / set / "encoder_last_hidden_state.npy");
     ASSERT_EQ(states.shape, want_states.shape);
@@ -148,8 +148,8 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
     write_npy(d_in / "use_cache_branch.npy", Array{"|b1", {1}, {no}});
     for (const auto& name : want_merged)  // the merged decoder's first step: empty past tensors, ignored
       if (name.rfind("past_key_values.", 0) == 0) write_npy(d_in / (name + ".npy"), Array{"<f4", {ids.shape[0], m.heads, 0, m.head_dim}, {}});
-    run_ort({{out / "decoder_model.onnx", d_in, dir / ("dec_out_" + set)},
-             {out / "decoder_model_merged.onnx", d_in, dir / ("merged_out_" + set)}});
+    run_ort({{out / "onnx" / "decoder_model.onnx", d_in, dir / ("dec_out_" + set)},
+             {out / "onnx" / "decoder_model_merged.onnx", d_in, dir / ("merged_out_" + set)}});
     Array want = read_npy(ref / set / "logits.npy");
     Array got = read_npy(dir / ("dec_out_" + set) / "logits.npy");
     ASSERT_EQ(got.shape, want.shape);
@@ -165,7 +165,7 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
     fs::create_directories(p_in);
     fs::copy(d_in, p_in, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
     write_npy(p_in / "input_ids.npy", token_slice(ids, 0, split));
-    run_ort(out / "decoder_model.onnx", p_in, dir / ("prefill_out_" + set));
+    run_ort(out / "onnx" / "decoder_model.onnx", p_in, dir / ("prefill_out_" + set));
     fs::create_directories(c_in);
     fs::copy(d_in, c_in, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
     write_npy(c_in / "input_ids.npy", token_slice(ids, split, total));
@@ -176,8 +176,8 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
       if (n.rfind("present.", 0) == 0)
         fs::copy_file(e.path(), c_in / ("past_key_values." + n.substr(8)), fs::copy_options::overwrite_existing);
     }
-    run_ort({{out / "decoder_with_past_model.onnx", c_in, dir / ("cached_out_" + set)},
-             {out / "decoder_model_merged.onnx", c_in, dir / ("merged_cached_out_" + set)}});
+    run_ort({{out / "onnx" / "decoder_with_past_model.onnx", c_in, dir / ("cached_out_" + set)},
+             {out / "onnx" / "decoder_model_merged.onnx", c_in, dir / ("merged_cached_out_" + set)}});
     const Array tail = step_slice(got, split, total);
     EXPECT_LE(max_abs_diff(read_npy(dir / ("cached_out_" + set) / "logits.npy"), tail), kAtol) << set;
     EXPECT_LE(max_abs_diff(read_npy(dir / ("merged_cached_out_" + set) / "logits.npy"), tail), kAtol) << set;
@@ -189,7 +189,9 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
   const int64_t steps = want_seq.shape[1] - 1;
   auto generate = [&](const std::string& script, const std::string& name, const std::string& flags, OrtCpu cpu = OrtCpu::Native) {
     const fs::path f = dir / (name + ".npy");
-    run_tool(script, out.string() + " " + gen + " " + std::to_string(steps) + " " + f.string() + " " + flags, cpu);
+    // ONNX Runtime's runner takes the folder of the .onnx files; transformers.js the export as a whole.
+    const fs::path model = script == "tjs_generate.mjs" ? out : out / "onnx";
+    run_tool(script, model.string() + " " + gen + " " + std::to_string(steps) + " " + f.string() + " " + flags, cpu);
     return read_npy(f);
   };
   EXPECT_EQ(generate("ort_seq2seq.mjs", "ort_two", seq2seq_flags(m)).bytes, want_seq.bytes);
@@ -199,7 +201,7 @@ TEST_P(Seq2SeqExport, MatchesTransformersAndGeneratesTheSameTokens) {
   // INT8: every _quantized file has integer MatMuls (the merged one inside its branches); its greedy
   // tokens are the same in ORT and transformers.js (q8) and on both CPUs; agreement with FP32 reported.
   for (const char* f : kFiles) {
-    const auto q = load_onnx(out / (std::string(f) + "_quantized.onnx"));
+    const auto q = load_onnx(out / "onnx" / (std::string(f) + "_quantized.onnx"));
     int integer = 0;
     std::function<void(const onnx::GraphProto&)> count = [&](const onnx::GraphProto& g) {
       for (const auto& n : g.node()) {
@@ -234,13 +236,13 @@ TEST(Seq2SeqExternalData, EveryFileWorksWithExternalWeights) {
   opt.force_external_data = true;
   export_model(opt);
   for (const char* f : kFiles) {
-    EXPECT_TRUE(fs::exists(opt.out_dir / (std::string(f) + ".onnx_data"))) << f;
-    EXPECT_LT(fs::file_size(opt.out_dir / (std::string(f) + ".onnx")), 100000u) << f;  // no weights inline
+    EXPECT_TRUE(fs::exists(opt.out_dir / "onnx" / (std::string(f) + ".onnx_data"))) << f;
+    EXPECT_LT(fs::file_size(opt.out_dir / "onnx" / (std::string(f) + ".onnx")), 100000u) << f;  // no weights inline
   }
   const fs::path ref = models_dir() / m.fixture / "ref" / "generate";
   for (const std::string form : {"", " --merged"}) {
     const fs::path f = dir / "seq.npy";
-    run_tool("ort_seq2seq.mjs", opt.out_dir.string() + " " + ref.string() + " 8 " + f.string() + " " + seq2seq_flags(m) + form);
+    run_tool("ort_seq2seq.mjs", (opt.out_dir / "onnx").string() + " " + ref.string() + " 8 " + f.string() + " " + seq2seq_flags(m) + form);
     EXPECT_EQ(read_npy(f).bytes, read_npy(ref / "sequences.npy").bytes) << form;
   }
 }

@@ -97,7 +97,7 @@ TEST_P(Heads, ExportMatchesEager) {
       inputs.push_back(load_input(ref / (spec.name + ".npy")));
     }
   }
-  run_ort(opt.out_dir / "model.onnx", ref, dir.parent_path() / "ort");
+  run_ort(opt.out_dir / "onnx" / "model.onnx", ref, dir.parent_path() / "ort");
   torch::NoGradGuard no_grad;
   auto outputs = eager->graph().forward(inputs);
   ASSERT_EQ(outputs.size(), eager->graph().outputs.size());

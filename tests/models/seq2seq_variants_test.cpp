@@ -99,7 +99,7 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
     fs::create_directories(in);
     auto inputs = g.example_inputs(sizes);
     for (size_t i = 0; i < inputs.size(); ++i) write_npy(in / (g.inputs[i].name + ".npy"), to_array(inputs[i]));
-    run_ort(opt.out_dir / (stem + ".onnx"), in, out);
+    run_ort(opt.out_dir / "onnx" / (stem + ".onnx"), in, out);
     auto outputs = g.forward(inputs);
     ASSERT_EQ(outputs.size(), g.outputs.size());
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -126,7 +126,7 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
       if (cached || name.rfind("past_key_values.", 0) == 0) write_npy(in / (name + ".npy"), to_array(p_in[i]));
     }
     write_npy(in / "use_cache_branch.npy", to_array(torch::full({1}, cached, torch::kBool)));
-    run_ort(opt.out_dir / "decoder_model_merged.onnx", in, out);
+    run_ort(opt.out_dir / "onnx" / "decoder_model_merged.onnx", in, out);
     const ExportGraph& g = cached ? with_past : no_past;
     const auto& want = cached ? p_out : d_out;
     for (size_t i = 0; i < want.size(); ++i) {

@@ -120,9 +120,9 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32OnBothCpus) {
   q.per_channel = per_channel;
   q.target = target;
   fs::path out = export_fixture(fixture, temp_dir("q_" + fixture) / "onnx", q);
-  ASSERT_TRUE(fs::exists(out / "model_quantized.onnx"));
-  auto fp32 = load_onnx(out / "model.onnx");
-  auto int8 = load_onnx(out / "model_quantized.onnx");
+  ASSERT_TRUE(fs::exists(out / "onnx" / "model_quantized.onnx"));
+  auto fp32 = load_onnx(out / "onnx" / "model.onnx");
+  auto int8 = load_onnx(out / "onnx" / "model_quantized.onnx");
   onnx::checker::check_model(int8);
   expect_no_float_weight_matmul(int8);
   if (target == "portable") {
@@ -140,12 +140,12 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32OnBothCpus) {
   EXPECT_GE(after["DequantizeLinear"], 2);  // word + position embedding tables
   // One DynamicQuantizeLinear per activation: fewer than the MatMulIntegers (q, k, v share one).
   EXPECT_LT(after["DynamicQuantizeLinear"], after["MatMulInteger"]);
-  EXPECT_LT(fs::file_size(out / "model_quantized.onnx"), fs::file_size(out / "model.onnx") / 2);
+  EXPECT_LT(fs::file_size(out / "onnx" / "model_quantized.onnx"), fs::file_size(out / "onnx" / "model.onnx") / 2);
 
   for (const std::string set : {"a", "b"}) {
     const fs::path in = models_dir() / fixture / "ref" / set;
-    run_ort({{out / "model.onnx", in, out / ("fp32_" + set)}, {out / "model_quantized.onnx", in, out / ("int8_" + set)}});
-    run_ort(out / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
+    run_ort({{out / "onnx" / "model.onnx", in, out / ("fp32_" + set)}, {out / "onnx" / "model_quantized.onnx", in, out / ("int8_" + set)}});
+    run_ort(out / "onnx" / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
     for (const auto& e : fs::directory_iterator(out / ("fp32_" + set))) {
       Array f = read_npy(e.path());
       for (const std::string cpu : {"", "avx2_"}) {
@@ -186,7 +186,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedFixture, ::testing::ValuesIn(quant_c
 // a CPU with VNNI, where it holds.
 TEST(Quantize, TargetsOnAvx2AndVnniCpus) {
   fs::path dir = temp_dir("q_targets");
-  fs::path fp32 = export_fixture("bert-seqcls", dir / "fp32", std::nullopt) / "model.onnx";
+  fs::path fp32 = export_fixture("bert-seqcls", dir / "fp32", std::nullopt) / "onnx" / "model.onnx";
   QuantizeOptions vnni;
   vnni.target = "avx512-vnni";
   vnni.per_channel = true;
@@ -235,7 +235,7 @@ TEST(Quantize, TargetsOnAvx2AndVnniCpus) {
 
 TEST(Quantize, OptionsChangeWhatIsQuantizedAndHow) {
   fs::path dir = temp_dir("q_options");
-  fs::path fp32 = export_fixture("bert-seqcls", dir / "fp32", std::nullopt) / "model.onnx";
+  fs::path fp32 = export_fixture("bert-seqcls", dir / "fp32", std::nullopt) / "onnx" / "model.onnx";
 
   QuantizeOptions per_channel;
   per_channel.per_channel = true;
@@ -374,13 +374,13 @@ TEST(Quantize, ExternalDataInputIsRead) {
   fs::path dir = temp_dir("q_external");
   ExportOptions opt;
   opt.model_dir = models_dir() / "bert";
-  opt.out_dir = dir / "onnx";
+  opt.out_dir = dir / "export";
   opt.force_external_data = true;
   export_model(opt);
-  ASSERT_TRUE(fs::exists(dir / "onnx" / "model.onnx_data"));
-  quantize_file(dir / "onnx" / "model.onnx", dir / "q.onnx", QuantizeOptions{});
+  ASSERT_TRUE(fs::exists(dir / "export" / "onnx" / "model.onnx_data"));
+  quantize_file(dir / "export" / "onnx" / "model.onnx", dir / "q.onnx", QuantizeOptions{});
   const fs::path in = models_dir() / "bert" / "ref" / "a";
-  run_ort(dir / "onnx" / "model.onnx", in, dir / "o32");
+  run_ort(dir / "export" / "onnx" / "model.onnx", in, dir / "o32");
   for (OrtCpu cpu : int8_test_cpus()) {
     run_ort(dir / "q.onnx", in, dir / "o8", cpu);
     EXPECT_GE(cosine(read_npy(dir / "o32" / "last_hidden_state.npy"), read_npy(dir / "o8" / "last_hidden_state.npy")),
@@ -396,7 +396,7 @@ TEST(Quantize, ExportReportsInt8AccuracyOnThisCpu) {
                            "' --quantize";
   CliResult r = run_cli(args + " --report '" + (dir / "r.json").string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("model_quantized.onnx vs model.onnx in ONNX Runtime"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("onnx/model_quantized.onnx vs onnx/model.onnx in ONNX Runtime"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("logits cosine"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "out" / ".int8-check"));  // the comparison's files stay out of the export
   auto report = nlohmann::json::parse(read_file(dir / "r.json"));
@@ -418,14 +418,14 @@ TEST(Quantize, ExportReportsInt8AccuracyOnThisCpu) {
   CliResult missing = run_cli(args + " --report '" + (dir / "r2.json").string() + "'");
   unsetenv("HF2ONNX_ORT_RUNNER");
   ASSERT_EQ(missing.exit_code, 0) << missing.err;
-  EXPECT_NE(missing.err.find("was not compared with model.onnx"), std::string::npos) << missing.err;
-  EXPECT_TRUE(fs::exists(dir / "out" / "model_quantized.onnx"));
+  EXPECT_NE(missing.err.find("was not compared with onnx/model.onnx"), std::string::npos) << missing.err;
+  EXPECT_TRUE(fs::exists(dir / "out" / "onnx" / "model_quantized.onnx"));
   EXPECT_FALSE(nlohmann::json::parse(read_file(dir / "r2.json"))["quantized"]["accuracy"]["measured"].get<bool>());
 }
 
 TEST(Quantize, BadInput) {
   fs::path dir = temp_dir("q_bad");
-  fs::path fp32 = export_fixture("bert", dir / "fp32", std::nullopt) / "model.onnx";
+  fs::path fp32 = export_fixture("bert", dir / "fp32", std::nullopt) / "onnx" / "model.onnx";
   auto fails = [&](const std::string& args, const std::string& expected) {
     auto r = run_cli("quantize " + args);
     EXPECT_EQ(r.exit_code, 1) << args << ": " << r.err;
