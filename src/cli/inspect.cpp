@@ -1,5 +1,6 @@
 #include "cli/inspect.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -91,8 +92,33 @@ void inspect_checkpoint(const fs::path& dir, const std::vector<ArchEntry>& table
 
 }  // namespace
 
+// The .onnx files of an export folder, in either layout (onnx/ or the root), sorted; empty for other folders
+// (a folder with PyTorch weights is a checkpoint, whatever else it holds).
+std::vector<fs::path> export_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const char* weights : {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                              "pytorch_model.bin.index.json"})
+    if (fs::exists(dir / weights)) return files;
+  for (const fs::path& d : {dir / "onnx", dir}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (e.is_regular_file() && e.path().extension() == ".onnx") files.push_back(e.path());
+    if (!files.empty()) break;
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 void inspect_path(const fs::path& path, const std::function<const std::vector<ArchEntry>&()>& table) {
-  if (fs::is_directory(path)) return inspect_checkpoint(path, table());
+  if (fs::is_directory(path)) {
+    const auto files = export_files(path);
+    if (files.empty()) return inspect_checkpoint(path, table());
+    for (size_t i = 0; i < files.size(); ++i) {  // an export folder: each ONNX file in turn
+      std::printf("%s== %s\n", i ? "\n" : "", files[i].lexically_relative(path).string().c_str());
+      inspect_onnx(files[i]);
+    }
+    return;
+  }
   if (!fs::exists(path)) throw Error(path.string() + ": no such file or directory");
   inspect_onnx(path);
 }

@@ -1,20 +1,25 @@
 // hf2onnx command line: export, list, inspect (DESIGN.md §3). Errors are caught here, once.
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/inspect.h"
 #include "cli/plugin.h"
 #include "common/log.h"
+#include "hf/hub_cache.h"
 #include "hf2onnx/error.h"
 #include "hf2onnx/export.h"
 #include "hf2onnx/quantize.h"
 
 using namespace hf2onnx;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -30,8 +35,19 @@ std::string target_help() {
   return s + "\n--per-channel works with every target; --reduce-range (7-bit weights) and --weight-type uint8 are exact on every target";
 }
 
-void print_list() {
+void print_list(bool json) {
   const ExportPlugin& plugin = export_plugin();
+  if (json) {  // one object per architecture, for scripts
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : plugin.architecture_table()) {
+      nlohmann::json tasks = nlohmann::json::array();
+      for (Task t : plugin.family_tasks(e.family)) tasks.push_back(task_name(t));
+      out.push_back({{"architecture", e.architecture}, {"family", e.family}, {"default_task", task_name(e.task)},
+                     {"tasks", tasks}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
   std::printf("%-40s %-12s %s\n", "architecture", "family", "default task (other tasks of the family)");
   for (const auto& e : plugin.architecture_table()) {
     std::string others;
@@ -47,15 +63,29 @@ int main(int argc, char** argv) {
   CLI::App app{"hf2onnx " HF2ONNX_VERSION
                ": export Hugging Face PyTorch checkpoints to ONNX (and dynamic INT8 ONNX)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "hf2onnx " HF2ONNX_VERSION);
   bool verbose = false, quiet = false;
   app.add_flag("-v,--verbose", verbose, "more log output (debug)");
   app.add_flag("-q,--quiet", quiet, "only warnings and errors");
 
   ExportOptions ex;
   std::string report;
-  auto* export_cmd = app.add_subcommand("export", "export MODEL_DIR to OUT_DIR (model.onnx; encoder-decoder models: encoder_model.onnx and the decoders)");
-  export_cmd->add_option("model_dir", ex.model_dir, "Hugging Face model folder (config.json + weights)")->required();
+  auto* export_cmd = app.add_subcommand("export", "export MODEL_DIR to OUT_DIR (onnx/model.onnx; encoder-decoder models: onnx/encoder_model.onnx and the decoders)");
+  std::string model_arg, revision;
+  export_cmd->add_option("model", model_arg,
+                         "Hugging Face model folder (config.json + weights), or a model id (org/name) in the local "
+                         "Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); a path that "
+                         "exists wins")
+      ->required();
+  export_cmd->add_option("--revision", revision, "with a model id: the branch, tag or commit in the cache (default main)");
   export_cmd->add_option("out_dir", ex.out_dir, "output folder")->required();
+  const std::map<std::string, Layout> layouts = {{"hub", Layout::Hub}, {"optimum", Layout::Optimum}};
+  export_cmd->add_option("--layout", ex.layout,
+                         "hub (default): the .onnx files in OUT_DIR/onnx/, config and tokenizer files at the root, as "
+                         "ONNX repositories on the hub and transformers.js have them; optimum: everything at the root, "
+                         "as Optimum's ORTModel classes load it")
+      ->transform(CLI::CheckedTransformer(layouts, CLI::ignore_case))
+      ->default_str("hub");
   export_cmd->add_option("--task", ex.task, task_help())->default_val("auto");
   export_cmd->add_option("--opset", ex.opset, "ONNX opset")->default_val(17)->check(CLI::Range(kMinOpset, kMaxOpset));
   export_cmd->add_option("--report", report, "write a JSON report of what was done");
@@ -92,9 +122,11 @@ int main(int argc, char** argv) {
 
   std::string inspect_target;
   auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder or an .onnx file");
-  inspect_cmd->add_option("path", inspect_target, "checkpoint folder or .onnx file")->required();
+  inspect_cmd->add_option("path", inspect_target, "checkpoint folder, export folder (either layout) or .onnx file")->required();
 
   auto* list_cmd = app.add_subcommand("list", "architectures and tasks hf2onnx supports");
+  bool list_json = false;
+  list_cmd->add_flag("--json", list_json, "as a JSON array");
 
   for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd}) {
     sub->add_flag("-v,--verbose", verbose, "more log output (debug)");
@@ -126,6 +158,10 @@ int main(int argc, char** argv) {
     for (std::string op; std::getline(ops, op, ',');)
       if (!op.empty()) q.op_types.push_back(op);
     if (*export_cmd) {
+      if (!revision.empty() && fs::exists(model_arg))
+        throw Error("--revision applies to model ids in the Hugging Face cache; " + model_arg + " is a folder");
+      ex.model_dir = hf::resolve_model(model_arg, revision.empty() ? "main" : revision);
+      if (ex.model_dir != model_arg) spdlog::info("{}: {} in the Hugging Face cache", model_arg, ex.model_dir.string());
       if (!report.empty()) ex.report = report;
       if (export_quantize) ex.quantize = q;
       export_plugin().export_model(ex);
@@ -135,7 +171,7 @@ int main(int argc, char** argv) {
     } else if (*inspect_cmd) {
       inspect_path(inspect_target, [] () -> const std::vector<ArchEntry>& { return export_plugin().architecture_table(); });
     } else if (*list_cmd) {
-      print_list();
+      print_list(list_json);
     }
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -82,13 +82,23 @@ onnx::ModelProto load_onnx(const fs::path& path) {
   return m;
 }
 
-std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu) {
+namespace {
+CliResult run_tool_result(const std::string& script, const std::string& args, OrtCpu cpu) {
   std::string cmd;
   for (const auto& word : ort_runner().node_command(cpu)) cmd += quote(word) + " ";
   auto r = run_shell(cmd + quote((source_dir() / "tools" / script).string()) + " " + args, stderr_file());
   r.err = without_emulator_warnings(r.err);
   if (r.exit_code != 0) throw std::runtime_error(script + " failed: " + r.err);
-  return r.err;
+  return r;
+}
+}  // namespace
+
+std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu) {
+  return run_tool_result(script, args, cpu).err;
+}
+
+std::string run_tool_stdout(const std::string& script, const std::string& args) {
+  return run_tool_result(script, args, OrtCpu::Native).out;
 }
 
 void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim) {

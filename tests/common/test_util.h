@@ -53,6 +53,7 @@ onnx::ModelProto load_onnx(const fs::path& path);
 
 // Runs `node tools/<script> args...`; throws with its stderr when it fails. Returns stderr.
 std::string run_tool(const std::string& script, const std::string& args, OrtCpu cpu = OrtCpu::Native);
+std::string run_tool_stdout(const std::string& script, const std::string& args);  // the same; returns stdout
 // A decoder's first-step inputs: the files of `ref_dir` plus empty past_key_values.{i}.key/value
 // [batch, kv_heads, 0, head_dim] for `layers` layers, in `out_dir`.
 void write_first_step_inputs(const fs::path& ref_dir, const fs::path& out_dir, int layers, int kv_heads, int head_dim);

@@ -3,7 +3,10 @@
 #include <fstream>
 #include <regex>
 
+#include <set>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
 #include "hf/safetensors.h"
@@ -33,23 +36,41 @@ void set_config(const fs::path& dir, const std::string& from, const std::string&
   write_file(dir / "config.json", c);
 }
 
-TEST(Cli, ExportWritesTheOptimumLayoutAndAReport) {
+TEST(Cli, ExportWritesTheHubLayoutAndAReport) {
   fs::path out = temp_dir("cli_ok") / "bert";
   fs::path report = out.parent_path() / "report.json";
   auto r = run_cli("export -q '" + (models_dir() / "bert-seqcls").string() + "' '" + out.string() + "' --report '" +
                    report.string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;  // -q
-  EXPECT_TRUE(fs::exists(out / "model.onnx"));
+  EXPECT_TRUE(fs::exists(out / "onnx" / "model.onnx"));
   EXPECT_TRUE(fs::exists(out / "config.json"));
   std::string rep = read_file(report);
   for (const char* key : {"\"architecture\": \"BertForSequenceClassification\"", "\"task\": \"text-classification\"",
                           "\"opset\": 17", "\"node_count\"", "\"seconds\"", "\"logits\""})
     EXPECT_NE(rep.find(key), std::string::npos) << key << " in " << rep;
-  auto inspect = run_cli("inspect '" + (out / "model.onnx").string() + "'");
+  auto inspect = run_cli("inspect '" + (out / "onnx" / "model.onnx").string() + "'");
   EXPECT_EQ(inspect.exit_code, 0);
   EXPECT_NE(inspect.out.find("input_ids"), std::string::npos) << inspect.out;
   EXPECT_NE(inspect.out.find("batch_size"), std::string::npos) << inspect.out;
+  auto folder = run_cli("inspect '" + out.string() + "'");  // an export folder: each of its ONNX files
+  EXPECT_EQ(folder.exit_code, 0) << folder.err;
+  EXPECT_EQ(folder.out.rfind("== onnx/model.onnx\n", 0), 0u) << folder.out;
+  EXPECT_NE(folder.out.find("input_ids"), std::string::npos) << folder.out;
+}
+
+// The demo's last step (tools/demo.sh): both models' outputs side by side, with the labels they predict.
+TEST(Cli, DemoPrintsFp32AndInt8OutputsSideBySide) {
+  const fs::path out = temp_dir("cli_demo") / "bert-seqcls";
+  auto r = run_cli("export -q '" + (models_dir() / "bert-seqcls").string() + "' '" + out.string() + "' --quantize");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string shown = run_tool_stdout("compare_outputs.mjs", "'" + (out / "onnx" / "model.onnx").string() + "' '" +
+                                            (out / "onnx" / "model_quantized.onnx").string() + "' '" +
+                                            (models_dir() / "bert-seqcls" / "ref" / "a").string() + "' '" +
+                                            (out / "config.json").string() + "'");
+  EXPECT_NE(shown.find("logits [2, 3]: cosine 0.99"), std::string::npos) << shown;
+  const std::regex row("row 1  FP32 +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+   INT8 +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+   → LABEL_[0-2] / LABEL_[0-2]");
+  EXPECT_TRUE(std::regex_search(shown, row)) << shown;
 }
 
 TEST(Cli, ListAndUsage) {
@@ -58,6 +79,23 @@ TEST(Cli, ListAndUsage) {
   for (const char* arch : {"BertForMaskedLM", "XLMRobertaModel", "DistilBertForQuestionAnswering"})
     EXPECT_NE(r.out.find(arch), std::string::npos) << arch;
   EXPECT_EQ(run_cli("").exit_code, 2);
+  // For scripts: every architecture once, with its family and tasks.
+  auto j = run_cli("list --json");
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto table = nlohmann::json::parse(j.out);
+  ASSERT_TRUE(table.is_array());
+  std::set<std::string> archs;
+  for (const auto& e : table) {
+    archs.insert(e["architecture"].get<std::string>());
+    EXPECT_FALSE(e["tasks"].empty());
+    EXPECT_NE(std::find(e["tasks"].begin(), e["tasks"].end(), e["default_task"]), e["tasks"].end()) << e.dump();
+  }
+  EXPECT_EQ(archs.size(), table.size());
+  for (const char* arch : {"BertForMaskedLM", "LlamaForCausalLM", "WhisperForConditionalGeneration"})
+    EXPECT_TRUE(archs.count(arch)) << arch;
+  auto v = run_cli("--version");
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out, "hf2onnx " HF2ONNX_VERSION "\n");
   EXPECT_EQ(run_cli("export").exit_code, 2);
   EXPECT_EQ(run_cli("export a b --opset 9").exit_code, 2);
   EXPECT_EQ(run_cli("frobnicate").exit_code, 2);
@@ -160,11 +198,84 @@ TEST(Cli, AFailedExportLeavesAnExistingOutputFolderAsItWas) {
   // And a successful export into it adds the model beside the user's file.
   r = run_cli("export -q '" + (models_dir() / "bert").string() + "' '" + out.string() + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(out / "model.onnx"));
+  EXPECT_TRUE(fs::exists(out / "onnx" / "model.onnx"));
   EXPECT_TRUE(fs::exists(out / "keep.txt"));
   size_t n = 0;
   for (const auto& e : fs::directory_iterator(out)) n += e.path().filename().string().rfind(".hf2onnx-tmp", 0) == 0;
   EXPECT_EQ(n, 0u);
+}
+
+// A fake Hugging Face cache laid out as huggingface_hub writes it: files in blobs/, snapshots/<commit>/
+// linking to them, refs/<branch or tag> naming a commit.
+void add_snapshot(const fs::path& repo, const std::string& commit, const fs::path& model, const std::vector<std::string>& refs) {
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "snapshots" / commit);
+  for (const auto& e : fs::directory_iterator(model)) {
+    if (!e.is_regular_file()) continue;
+    const std::string blob = commit.substr(0, 8) + "-" + e.path().filename().string();  // stands for the content hash
+    fs::copy_file(e.path(), repo / "blobs" / blob, fs::copy_options::overwrite_existing);
+    fs::create_symlink(fs::path("../../blobs") / blob, repo / "snapshots" / commit / e.path().filename());
+  }
+  fs::create_directories(repo / "refs");
+  for (const auto& r : refs) write_file(repo / "refs" / r, commit);
+}
+
+TEST(Cli, ModelIdsResolveInTheHuggingFaceCache) {
+  const fs::path dir = temp_dir("hf_cache");
+  const fs::path repo = dir / "hub" / "models--acme--tiny-bert";
+  const std::string main_commit(40, 'a'), v1_commit = "b1" + std::string(38, 'c');
+  add_snapshot(repo, main_commit, models_dir() / "bert", {"main"});
+  add_snapshot(repo, v1_commit, models_dir() / "bert-seqcls", {"v1"});
+  auto outputs = [](const fs::path& out) {
+    std::vector<std::string> names;
+    const onnx::ModelProto m = load_onnx(out / "onnx" / "model.onnx");
+    for (const auto& vi : m.graph().output()) names.push_back(vi.name());
+    return names;
+  };
+  const std::vector<std::string> base = {"last_hidden_state", "pooler_output"}, head = {"logits"};
+
+  setenv("HF_HUB_CACHE", (dir / "hub").c_str(), 1);
+  auto r = run_cli("export acme/tiny-bert " + (dir / "main").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find((repo / "snapshots" / main_commit).string()), std::string::npos) << r.err;
+  EXPECT_EQ(outputs(dir / "main"), base);
+  for (const std::string& rev : std::vector<std::string>{"v1", v1_commit, v1_commit.substr(0, 7)}) {  // a tag, a commit, a short commit
+    r = run_cli("export -q acme/tiny-bert " + (dir / "v1").string() + " --revision " + rev);
+    ASSERT_EQ(r.exit_code, 0) << rev << ": " << r.err;
+    EXPECT_EQ(outputs(dir / "v1"), head) << rev;
+  }
+  r = run_cli("export -q acme/tiny-bert " + (dir / "x").string() + " --revision v2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("revision 'v2' is not in the cache"), std::string::npos) << r.err;
+  r = run_cli("export -q acme/missing " + (dir / "x").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find((dir / "hub" / "models--acme--missing").string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("huggingface-cli download acme/missing"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  unsetenv("HF_HUB_CACHE");
+
+  // $HF_HOME/hub when HF_HUB_CACHE is unset.
+  setenv("HF_HOME", dir.c_str(), 1);
+  r = run_cli("export -q acme/tiny-bert " + (dir / "home").string());
+  unsetenv("HF_HOME");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(outputs(dir / "home"), base);
+
+  // A folder that exists wins over an id of the same spelling; --revision does not apply to it.
+  const fs::path local = fs::current_path() / "acme-test-local" / "tiny-bert";
+  fs::remove_all(local.parent_path());
+  fs::create_directories(local.parent_path());
+  fs::copy(models_dir() / "bert-seqcls", local, fs::copy_options::recursive);
+  setenv("HF_HUB_CACHE", (dir / "hub").c_str(), 1);
+  fs::create_directories(dir / "hub" / "models--acme-test-local--tiny-bert");
+  r = run_cli("export -q acme-test-local/tiny-bert " + (dir / "local").string());
+  const auto with_revision = run_cli("export -q acme-test-local/tiny-bert " + (dir / "local2").string() + " --revision main");
+  unsetenv("HF_HUB_CACHE");
+  fs::remove_all(local.parent_path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(outputs(dir / "local"), head);
+  EXPECT_EQ(with_revision.exit_code, 1);
+  EXPECT_NE(with_revision.err.find("--revision applies to model ids"), std::string::npos) << with_revision.err;
 }
 
 TEST(Cli, InspectACheckpointFolder) {
