@@ -12,7 +12,7 @@ ckpt_bytes=$(stat -c %s "$work/bert-base/model.safetensors")
 
 runs=3
 source tools/bench_lib.sh
-measure export "$work/bert-base-onnx" build/hf2onnx export -q "$work/bert-base" "$work/bert-base-onnx"
+measure export "$work/bert-base-onnx" build/hf2onnx export -q --layout optimum "$work/bert-base" "$work/bert-base-onnx"
 onnx_bytes=$(stat -c %s "$work/bert-base-onnx/model.onnx")
 ratio=$(awk "BEGIN{printf \"%.2f\", $best_rss*1024/$ckpt_bytes}")
 

@@ -1,4 +1,5 @@
-# Shared by the benchmark scripts (sourced). Needs $work and $runs.
+# Shared by the benchmark scripts (sourced). Needs $work and $runs. The scripts export with --layout optimum
+# (every file at the root of the output folder; the layout does not change the work done).
 
 # measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
 # CLEANUP_PATH first); sets best_wall (lowest seconds), all_walls ("a / b / c") and best_rss (highest KB).

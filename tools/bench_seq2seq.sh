@@ -26,10 +26,10 @@ for spec in "t5-base:0:t5-input" "whisper-small:50258:whisper-input"; do
   [ -f "$work/$preset/model.safetensors" ] || build/make_checkpoint "$preset" "$work/$preset"
   bytes=$(stat -c %s "$work/$preset/model.safetensors")
   runs=3
-  measure "$preset export" "$work/$preset-onnx" build/hf2onnx export -q "$work/$preset" "$work/$preset-onnx"
+  measure "$preset export" "$work/$preset-onnx" build/hf2onnx export -q --layout optimum "$work/$preset" "$work/$preset-onnx"
   wall="$best_wall ($all_walls)"; rss=$best_rss
   runs=1
-  measure "$preset export --quantize" "$work/$preset-onnx" build/hf2onnx export -q --quantize "$work/$preset" "$work/$preset-onnx"
+  measure "$preset export --quantize" "$work/$preset-onnx" build/hf2onnx export -q --layout optimum --quantize "$work/$preset" "$work/$preset-onnx"
   qwall=$best_wall; qrss=$best_rss
   files=$(ls "$work/$preset-onnx"/*.onnx | wc -l)
   rows+="| $preset | $(mb $bytes) MB | ${wall} s | $(mb $((rss * 1024))) MB ($(awk "BEGIN{printf \"%.2f\", $rss*1024/$bytes}")×) | ${qwall} s, $(mb $((qrss * 1024))) MB | $files |
