@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/batch.h"
 #include "cli/inspect.h"
 #include "cli/plugin.h"
 #include "common/log.h"
@@ -124,11 +125,23 @@ int main(int argc, char** argv) {
   auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder or an .onnx file");
   inspect_cmd->add_option("path", inspect_target, "checkpoint folder, export folder (either layout) or .onnx file")->required();
 
+  BatchOptions batch;
+  std::string shard = "1/1", batch_results, batch_junit;
+  auto* batch_cmd = app.add_subcommand("batch", "export every model of a JSON manifest (for CI): {\"models\": [{\"model\": "
+                                                "PATH_OR_ID, \"out\": DIR, \"task\": ..., \"quantize\": true|false|{...}}, ...]}");
+  batch_cmd->add_option("manifest", batch.manifest, "the manifest; relative paths in it are relative to its folder")->required();
+  batch_cmd->add_option("--jobs,-j", batch.jobs, "exports at once (each its own process)")->check(CLI::Range(1, 64));
+  batch_cmd->add_option("--shard", shard, "K/N: this run exports the models whose index i has i % N == K - 1");
+  batch_cmd->add_flag("--keep-going", batch.keep_going, "start the remaining models after a failure");
+  batch_cmd->add_option("--results", batch_results, "folder for per-model reports, logs and summary.json "
+                                                    "(default: MANIFEST.results/ beside the manifest)");
+  batch_cmd->add_option("--junit", batch_junit, "JUnit XML file (default: MANIFEST.junit.xml beside the manifest)");
+
   auto* list_cmd = app.add_subcommand("list", "architectures and tasks hf2onnx supports");
   bool list_json = false;
   list_cmd->add_flag("--json", list_json, "as a JSON array");
 
-  for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd}) {
+  for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd, batch_cmd}) {
     sub->add_flag("-v,--verbose", verbose, "more log output (debug)");
     sub->add_flag("-q,--quiet", quiet, "only warnings and errors");
   }
@@ -170,6 +183,11 @@ int main(int argc, char** argv) {
       quantize_file(q_in, q_out, q);
     } else if (*inspect_cmd) {
       inspect_path(inspect_target, [] () -> const std::vector<ArchEntry>& { return export_plugin().architecture_table(); });
+    } else if (*batch_cmd) {
+      parse_shard(shard, batch);
+      batch.results = batch_results;
+      batch.junit = batch_junit;
+      return run_batch(batch);
     } else if (*list_cmd) {
       print_list(list_json);
     }

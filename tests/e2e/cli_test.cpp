@@ -278,6 +278,74 @@ TEST(Cli, ModelIdsResolveInTheHuggingFaceCache) {
   EXPECT_NE(with_revision.err.find("--revision applies to model ids"), std::string::npos) << with_revision.err;
 }
 
+// `hf2onnx batch`: good and bad entries, two at once, a report per model, summary.json and JUnit XML;
+// shards that together cover the manifest once; a stop after the first failure without --keep-going.
+TEST(Batch, ManifestWithGoodAndBadModels) {
+  const fs::path dir = temp_dir("batch");
+  const std::string bert = (models_dir() / "bert").string(), gpt2 = (models_dir() / "gpt2").string();
+  const nlohmann::json manifest = {{"models", {
+      {{"model", bert}, {"out", "out/bert"}},
+      {{"model", gpt2}, {"out", "out/gpt2"}, {"quantize", {{"target", "avx2"}, {"per_channel", true}}}},
+      {{"model", "acme/not-cached"}, {"out", "out/missing"}},
+      {{"model", (models_dir() / "bert-seqcls").string()}, {"out", "out/seqcls"}, {"task", "feature-extraction"},
+       {"layout", "optimum"}}}}};
+  write_file(dir / "m.json", manifest.dump(2));
+  setenv("HF_HUB_CACHE", (dir / "empty-cache").c_str(), 1);
+  auto r = run_cli("batch '" + (dir / "m.json").string() + "' --jobs 2 --keep-going");
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  const auto summary = nlohmann::json::parse(read_file(dir / "m.results" / "summary.json"));
+  EXPECT_EQ(summary["passed"], 3);
+  EXPECT_EQ(summary["failed"], 1);
+  const auto& m = summary["models"];
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[2]["status"], "failed");
+  EXPECT_NE(m[2]["error"].get<std::string>().find("not in the Hugging Face cache"), std::string::npos) << m[2].dump();
+  for (int i : {0, 1, 3}) {
+    EXPECT_EQ(m[i]["status"], "passed") << m[i].dump();
+    EXPECT_TRUE(nlohmann::json::parse(read_file(m[i]["report"].get<std::string>())).contains("architecture"));
+  }
+  EXPECT_TRUE(fs::exists(dir / "out" / "bert" / "onnx" / "model.onnx"));  // outs relative to the manifest
+  EXPECT_TRUE(fs::exists(dir / "out" / "gpt2" / "onnx" / "model_quantized.onnx"));
+  EXPECT_TRUE(fs::exists(dir / "out" / "seqcls" / "model.onnx"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(m[1]["report"].get<std::string>()))["quantized"]["target"], "avx2");
+  // Two at once: the first two exports overlap in time.
+  const double a0 = m[0]["started"], a1 = a0 + m[0]["seconds"].get<double>(), b0 = m[1]["started"];
+  EXPECT_LT(b0, a1) << summary.dump();
+  const std::string junit = read_file(dir / "m.junit.xml");
+  EXPECT_NE(junit.find("tests=\"4\" failures=\"1\""), std::string::npos) << junit;
+  EXPECT_NE(junit.find("<failure message=\"acme/not-cached: not a folder here"), std::string::npos) << junit;
+
+  // Shards 1/2 and 2/2 take each model exactly once.
+  std::multiset<int> seen;
+  for (const std::string shard : {"1/2", "2/2"}) {
+    const fs::path results = dir / ("shard" + shard.substr(0, 1));
+    run_cli("batch '" + (dir / "m.json").string() + "' --keep-going --shard " + shard + " --results '" + results.string() +
+            "' --junit '" + (results / "j.xml").string() + "'");
+    const auto part = nlohmann::json::parse(read_file(results / "summary.json"));
+    for (const auto& e : part["models"]) seen.insert(e["index"].get<int>());
+    EXPECT_TRUE(fs::exists(results / "j.xml"));
+  }
+  EXPECT_EQ(seen, (std::multiset<int>{0, 1, 2, 3}));
+
+  // Without --keep-going nothing starts after a failure: the rest are reported as skipped.
+  const nlohmann::json bad_first = {{"models", {{{"model", "acme/not-cached"}, {"out", "x"}}, {{"model", bert}, {"out", "y"}}}}};
+  write_file(dir / "stop.json", bad_first.dump());
+  r = run_cli("batch '" + (dir / "stop.json").string() + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  const auto stop = nlohmann::json::parse(read_file(dir / "stop.results" / "summary.json"));
+  EXPECT_EQ(stop["models"][1]["status"], "skipped");
+  EXPECT_FALSE(fs::exists(dir / "y"));
+  EXPECT_NE(read_file(dir / "stop.junit.xml").find("<skipped"), std::string::npos);
+  unsetenv("HF_HUB_CACHE");
+
+  // A misspelt option is an error naming it, before anything runs.
+  write_file(dir / "typo.json", R"({"models": [{"model": "m", "out": "o", "quantise": true}]})");
+  r = run_cli("batch '" + (dir / "typo.json").string() + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("models[0]: unknown key \"quantise\""), std::string::npos) << r.err;
+  EXPECT_NE(run_cli("batch '" + (dir / "m.json").string() + "' --shard 3/2").exit_code, 0);
+}
+
 TEST(Cli, InspectACheckpointFolder) {
   auto r = run_cli("inspect '" + (models_dir() / "bert-legacy").string() + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
