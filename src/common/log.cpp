@@ -1,25 +1,35 @@
 #include "common/log.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <unistd.h>
 
 namespace hf2onnx {
 
 Progress::Progress(std::string label, uint64_t total)
     : label_(std::move(label)), total_(total),
-      enabled_(isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info && total > 0) {}
+      enabled_(isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info && total > 0) {
+  if (const char* ms = std::getenv("HF2ONNX_PROGRESS_AFTER_MS")) after_seconds_ = std::atof(ms) / 1000.0;
+}
 
 Progress::~Progress() {
-  if (enabled_ && last_percent_ >= 0) std::fprintf(stderr, "\r\033[K");
+  if (drawn_) std::fprintf(stderr, "\r\033[K");
 }
 
 void Progress::advance(uint64_t n) {
   done_ += n;
   if (!enabled_) return;
-  int percent = static_cast<int>(100.0 * done_ / total_);
-  if (percent == last_percent_) return;
+  const int percent = static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_));
+  const double t = clock_.seconds();
+  if (percent == last_percent_ || t < after_seconds_) return;
   last_percent_ = percent;
-  std::fprintf(stderr, "\r%s %3d%%", label_.c_str(), percent);
+  drawn_ = true;
+  constexpr int kWidth = 24;
+  const int filled = percent * kWidth / 100;
+  const std::string bar = std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(kWidth - filled), '.');
+  const std::string rate = t > 0 ? format_bytes(static_cast<uint64_t>(static_cast<double>(done_) / t)) + "/s" : "";
+  std::fprintf(stderr, "\r\033[K%s [%s] %3d%%  %s / %s  %s", label_.c_str(), bar.c_str(), percent,
+               format_bytes(done_).c_str(), format_bytes(total_).c_str(), rate.c_str());
   std::fflush(stderr);
 }
 

@@ -18,8 +18,9 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Progress on stderr for long steps ("writing weights  42%"); silent unless stderr is a terminal
-// and the log level is info or more verbose.
+// A progress bar on stderr for long steps ("writing model.onnx [#######.....]  58%  2.4/4.1 GB  1.3 GB/s"),
+// drawn once the step has run for a second (HF2ONNX_PROGRESS_AFTER_MS overrides) and erased when it ends;
+// silent unless stderr is a terminal and the log level is info or more verbose (logs stay plain lines).
 class Progress {
  public:
   Progress(std::string label, uint64_t total);
@@ -30,7 +31,9 @@ class Progress {
   std::string label_;
   uint64_t total_, done_ = 0;
   int last_percent_ = -1;
-  bool enabled_;
+  bool enabled_, drawn_ = false;
+  double after_seconds_ = 1.0;
+  Stopwatch clock_;
 };
 
 std::string format_bytes(uint64_t bytes);

@@ -75,6 +75,8 @@ CliResult run_cli(const std::string& args) {
   return run_shell(quote(binary().string()) + " " + args, stderr_file());
 }
 
+CliResult run_cli_shell(const std::string& command) { return run_shell(command, stderr_file()); }
+
 onnx::ModelProto load_onnx(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   onnx::ModelProto m;

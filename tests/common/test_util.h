@@ -39,6 +39,7 @@ struct CliResult {
   std::string out, err;
 };
 CliResult run_cli(const std::string& args);
+CliResult run_cli_shell(const std::string& command);  // a whole shell command line (pipes, env, script(1))
 
 
 }  // namespace hf2onnx::test

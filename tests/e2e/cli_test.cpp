@@ -346,6 +346,23 @@ TEST(Batch, ManifestWithGoodAndBadModels) {
   EXPECT_NE(run_cli("batch '" + (dir / "m.json").string() + "' --shard 3/2").exit_code, 0);
 }
 
+// A progress bar on a terminal (script(1) gives the export one), plain log lines otherwise.
+TEST(Cli, ProgressBarOnlyOnATerminal) {
+  const fs::path dir = temp_dir("progress");
+  const std::string export_cmd = binary().string() + " export " + (models_dir() / "bert").string() + " ";
+  auto tty = run_cli_shell("HF2ONNX_PROGRESS_AFTER_MS=0 script -qec '" + export_cmd + (dir / "a").string() + "' /dev/null");
+  ASSERT_EQ(tty.exit_code, 0) << tty.err;
+  EXPECT_NE(tty.out.find("writing model.onnx [####"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("] 100%  204.5 KB / 204.5 KB"), std::string::npos) << tty.out;
+  setenv("HF2ONNX_PROGRESS_AFTER_MS", "0", 1);
+  auto plain = run_cli("export " + (models_dir() / "bert").string() + " " + (dir / "b").string());
+  unsetenv("HF2ONNX_PROGRESS_AFTER_MS");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.err.find('\r'), std::string::npos) << plain.err;
+  EXPECT_EQ(plain.err.find("[####"), std::string::npos) << plain.err;
+  EXPECT_NE(plain.err.find("[info] wrote "), std::string::npos) << plain.err;
+}
+
 TEST(Cli, InspectACheckpointFolder) {
   auto r = run_cli("inspect '" + (models_dir() / "bert-legacy").string() + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
