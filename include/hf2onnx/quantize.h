@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hf2onnx {
@@ -44,6 +45,12 @@ std::string effective_weight_type(const QuantizeOptions& options);
 // Quantizes IN into OUT (written atomically; OUT must differ from IN).
 QuantizeResult quantize_file(const std::filesystem::path& in, const std::filesystem::path& out,
                              const QuantizeOptions& options);
+
+// Every FP32 model of an export folder (its onnx/ subfolder, or the folder itself in Optimum's layout)
+// gets a `<name>_quantized.onnx` twin beside it; encoder-decoder sets get decoder_model_merged_quantized.onnx
+// merged from the two quantized decoders, as `export --quantize` writes them. All files appear together.
+std::vector<std::pair<std::filesystem::path, QuantizeResult>> quantize_folder(const std::filesystem::path& dir,
+                                                                             const QuantizeOptions& options);
 
 // The pass itself, writing OUT directly (callers stage the file and write result.report). Used by
 // `export --quantize`.

@@ -114,9 +114,10 @@ int main(int argc, char** argv) {
   add_quantize_options(export_cmd);
 
   std::string q_in, q_out;
-  auto* quantize_cmd = app.add_subcommand("quantize", "dynamic INT8 quantization of any ONNX model");
-  quantize_cmd->add_option("in", q_in, "input .onnx")->required();
-  quantize_cmd->add_option("out", q_out, "output .onnx")->required();
+  auto* quantize_cmd = app.add_subcommand("quantize", "dynamic INT8 quantization of any ONNX model, or of every model of an export folder");
+  quantize_cmd->add_option("in", q_in, "input .onnx, or an export folder (either layout): every model in it gets a "
+                                       "_quantized twin")->required();
+  quantize_cmd->add_option("out", q_out, "output .onnx (not with a folder)");
   add_quantize_options(quantize_cmd);
   quantize_cmd->add_option("--report", q_report, "write a JSON report of each quantized node");
   quantize_cmd->add_flag("--external-data", q.force_external_data, "store weights in OUT.onnx_data even below 2 GB");
@@ -160,6 +161,12 @@ int main(int argc, char** argv) {
         return 2;
       }
 
+  if (*quantize_cmd && fs::is_directory(q_in) != q_out.empty()) {  // usage: a folder alone, or IN.onnx OUT.onnx
+    std::fprintf(stderr, fs::is_directory(q_in) ? "%s is a folder: its models get _quantized twins beside them (no OUT)\n"
+                                                : "quantize %s: OUT.onnx is missing\n", q_in.c_str());
+    return 2;
+  }
+
   auto logger = spdlog::stderr_color_mt("hf2onnx");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%^[%l]%$ %v");
@@ -180,7 +187,8 @@ int main(int argc, char** argv) {
       export_plugin().export_model(ex);
     } else if (*quantize_cmd) {
       if (!q_report.empty()) q.report = q_report;
-      quantize_file(q_in, q_out, q);
+      if (fs::is_directory(q_in)) quantize_folder(q_in, q);
+      else quantize_file(q_in, q_out, q);
     } else if (*inspect_cmd) {
       inspect_path(inspect_target, [] () -> const std::vector<ArchEntry>& { return export_plugin().architecture_table(); });
     } else if (*batch_cmd) {

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "onnx/check.h"
+#include "onnx/merge_decoders.h"
 #include "onnx/writer.h"
 #include "onnx/output_dir.h"
 #include "common/mapped_file.h"
@@ -335,6 +336,53 @@ QuantizeResult quantize_file(const fs::path& in, const fs::path& out, const Quan
   }
   staging.commit();
   return r;
+}
+
+std::vector<std::pair<fs::path, QuantizeResult>> quantize_folder(const fs::path& dir, const QuantizeOptions& opt) {
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  std::vector<fs::path> fp32;
+  fs::path files = dir;
+  for (const fs::path& d : {dir / "onnx", dir}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file() && ends_with(name, ".onnx") && !ends_with(name, "_quantized.onnx") &&
+          name != "decoder_model_merged.onnx")  // rebuilt from the two quantized decoders
+        fp32.push_back(e.path());
+    }
+    if (!fp32.empty()) {
+      files = d;
+      break;
+    }
+  }
+  if (fp32.empty()) throw Error(dir.string() + ": no .onnx models in it or in its onnx/ folder");
+  std::sort(fp32.begin(), fp32.end());
+  OutputDir staging(files, OutputDir::Mode::AddFiles);
+  std::vector<std::pair<fs::path, QuantizeResult>> results;
+  for (const fs::path& in : fp32) {  // the report text is made when asked for and written here, once
+    const std::string out = in.stem().string() + "_quantized.onnx";
+    results.emplace_back(files / out, with_context(in.string(), [&] { return quantize_onnx(in, staging.stage(out), opt); }));
+  }
+  if (fs::exists(files / "decoder_model.onnx") && fs::exists(files / "decoder_with_past_model.onnx")) {
+    Stopwatch sw;
+    merge_decoders(staging.stage("decoder_model_quantized.onnx"), staging.stage("decoder_with_past_model_quantized.onnx"),
+                   staging.stage("decoder_model_merged_quantized.onnx"),
+                   opt.force_external_data ? ExternalData::Always : ExternalData::Auto);
+    spdlog::info("merged the quantized decoders into decoder_model_merged_quantized.onnx in {:.2f} s", sw.seconds());
+  }
+  if (opt.report) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& [path, r] : results) {
+      auto one = nlohmann::json::parse(r.report);
+      one["output"] = path.string();
+      j.push_back(one);
+    }
+    staging.add_side_file(*opt.report, j.dump(2) + "\n");
+  }
+  staging.commit();
+  return results;
 }
 
 }  // namespace hf2onnx

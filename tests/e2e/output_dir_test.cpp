@@ -103,6 +103,32 @@ TEST(OutputDir, LayoutsHubAndOptimumReplaceEachOther) {
   EXPECT_NE(run_cli("export -q " + q(models_dir() / "bert") + " " + q(out) + " --layout flat").exit_code, 0);
 }
 
+// `quantize EXPORT_DIR` writes, beside each FP32 model of either layout, the file `export --quantize` writes
+// (the merged decoder rebuilt from the quantized decoders), byte for byte.
+TEST(OutputDir, QuantizingAnExportFolderMatchesExportQuantize) {
+  const fs::path dir = temp_dir("quantize_folder");
+  for (const auto& [fixture, layout] : std::vector<std::pair<std::string, std::string>>{{"t5", "hub"}, {"bert", "optimum"}}) {
+    const fs::path with = dir / (fixture + "_with"), without = dir / (fixture + "_without");
+    const std::string src = q(models_dir() / fixture) + " --layout " + layout;
+    ASSERT_EQ(run_cli("export -q " + src + " " + q(with) + " --quantize").exit_code, 0);
+    ASSERT_EQ(run_cli("export -q " + src + " " + q(without)).exit_code, 0);
+    auto r = run_cli("quantize -q " + q(without));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const fs::path files = layout == "hub" ? fs::path("onnx") : fs::path();
+    EXPECT_EQ(names(with / files), names(without / files)) << fixture;
+    for (const auto& name : names(with / files)) {
+      if (name.find("_quantized.onnx") == std::string::npos) continue;
+      EXPECT_EQ(read_file(with / files / name), read_file(without / files / name)) << fixture << " " << name;
+    }
+  }
+  EXPECT_EQ(run_cli("quantize -q " + q(dir / "t5_without") + " " + q(dir / "x.onnx")).exit_code, 2);
+  EXPECT_EQ(run_cli("quantize -q " + q(dir / "t5_without" / "onnx" / "encoder_model.onnx")).exit_code, 2);
+  fs::create_directories(dir / "nothing");
+  auto empty = run_cli("quantize -q " + q(dir / "nothing"));
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.err.find("no .onnx models in it or in its onnx/ folder"), std::string::npos) << empty.err;
+}
+
 // The same replacement where the file system cannot exchange two folders in one rename.
 TEST(OutputDir, ReplacementWithoutRenameExchange) {
   const fs::path out = temp_dir("replace_two_renames") / "out";
