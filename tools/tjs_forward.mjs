@@ -7,21 +7,10 @@
 // every tensor the model returns is written to OUT_DIR/<name>.npy (float32).
 import fs from 'node:fs';
 import path from 'node:path';
+import { command } from './cli.mjs';
 import { readNpy, writeNpy } from './npy.mjs';
 
-function fail(message) {
-  process.stderr.write(`tjs_forward: ${String(message).split('\n')[0]}\n`);
-  process.exit(1);
-}
-const args = process.argv.slice(2);
-function option(name, fallback) {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  if (i + 1 >= args.length) fail(`${name} needs a value`);
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-}
+const { args, fail, option } = command('tjs_forward');
 const className = option('--class', 'AutoModel');
 const dtype = option('--dtype', 'fp32');
 const subfolder = option('--subfolder', undefined);

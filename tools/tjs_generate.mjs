@@ -14,22 +14,10 @@
 // stops early and EOS is not masked (with an EOS id, min_new_tokens works by masking EOS).
 import fs from 'node:fs';
 import path from 'node:path';
+import { command } from './cli.mjs';
 import { readNpy, writeNpy } from './npy.mjs';
 
-function fail(message) {
-  process.stderr.write(`tjs_generate: ${String(message).split('\n')[0]}\n`);
-  process.exit(1);
-}
-
-const args = process.argv.slice(2);
-function option(name, fallback) {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  if (i + 1 >= args.length) fail(`${name} needs a value`);
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-}
+const { args, fail, option } = command('tjs_generate');
 const dtype = option('--dtype', 'fp32');
 const threads = Number(option('--threads', '1'));
 const subfolderOption = option('--subfolder', undefined);  // undefined: transformers.js's default (onnx)
