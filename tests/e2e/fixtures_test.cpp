@@ -1,5 +1,6 @@
 // Tier 3: every fixture exported at opsets 14 and 17, run in ONNX Runtime at both input sets and
 // compared with the transformers reference outputs (atol 1e-4).
+#include <cmath>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -169,6 +170,68 @@ TEST(TransformersJs, LoadsAnEncoderExportAsWritten) {
       run_tool("tjs_forward.mjs", "'" + out.string() + "' '" + ref.string() + "' '" + q8.string() + "' " + cls + " --dtype q8" + subfolder);
       run_ort(files / "model_quantized.onnx", ref, ort);
       EXPECT_LE(max_abs_diff(read_npy(q8 / "logits.npy"), read_npy(ort / "logits.npy")), 1e-5) << variant << " set " << set;
+    }
+  }
+}
+
+// A WordPiece tokenizer for a fixture's vocabulary ("[PAD]" "[UNK]" "[CLS]" "[SEP]" "[MASK]", then w5, w6, ...),
+// in the tokenizer.json format transformers.js reads; the fixtures ship without one.
+void write_wordpiece_tokenizer(const fs::path& dir, int vocab_size) {
+  const std::vector<std::string> special = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  for (int i = 0; i < vocab_size; ++i) vocab[i < 5 ? special[i] : "w" + std::to_string(i)] = i;
+  for (int i = 0; i < 5; ++i)
+    added.push_back({{"id", i}, {"content", special[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", true}});
+  auto token = [](const char* t, int type) { return nlohmann::json{{"SpecialToken", {{"id", t}, {"type_id", type}}}}; };
+  auto seq = [](const char* s, int type) { return nlohmann::json{{"Sequence", {{"id", s}, {"type_id", type}}}}; };
+  const nlohmann::json tokenizer = {
+      {"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
+      {"normalizer", {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true},
+                      {"strip_accents", nullptr}, {"lowercase", true}}},
+      {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+      {"post_processor", {{"type", "TemplateProcessing"},
+                          {"single", {token("[CLS]", 0), seq("A", 0), token("[SEP]", 0)}},
+                          {"pair", {token("[CLS]", 0), seq("A", 0), token("[SEP]", 0), seq("B", 1), token("[SEP]", 1)}},
+                          {"special_tokens", {{"[CLS]", {{"id", "[CLS]"}, {"ids", {2}}, {"tokens", {"[CLS]"}}}},
+                                              {"[SEP]", {{"id", "[SEP]"}, {"ids", {3}}, {"tokens", {"[SEP]"}}}}}}}},
+      {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+      {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"},
+                 {"max_input_chars_per_word", 100}, {"vocab", vocab}}}};
+  write_file(dir / "tokenizer.json", tokenizer.dump());
+  write_file(dir / "tokenizer_config.json", nlohmann::json({{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", true},
+                                                            {"model_max_length", 64}, {"unk_token", "[UNK]"},
+                                                            {"cls_token", "[CLS]"}, {"sep_token", "[SEP]"},
+                                                            {"pad_token", "[PAD]"}, {"mask_token", "[MASK]"}})
+                                                .dump());
+}
+
+// transformers.js's pipeline('text-classification') on the export as written (tokenizer copied to the root
+// by the export): every label's score equals softmax(logits) of ONNX Runtime on the ids its tokenizer made,
+// FP32 and q8.
+TEST(TransformersJs, TextClassificationPipelineOnTheExport) {
+  const fs::path dir = temp_dir("tjs_pipeline");
+  fs::copy(models_dir() / "bert-seqcls", dir / "src", fs::copy_options::recursive);
+  write_wordpiece_tokenizer(dir / "src", 1000);
+  auto r = run_cli("export -q '" + (dir / "src").string() + "' '" + (dir / "out").string() + "' --quantize");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(dir / "out" / "tokenizer.json"));
+  for (const std::string dtype : {"fp32", "q8"}) {
+    const fs::path in = dir / ("in_" + dtype), ort = dir / ("ort_" + dtype);
+    const auto result = nlohmann::json::parse(run_tool_stdout(
+        "tjs_pipeline.mjs", "'" + (dir / "out").string() + "' text-classification 'W5 w17 w923 w4' '" + in.string() +
+                                "' --dtype " + dtype));
+    EXPECT_EQ(read_npy(in / "input_ids.npy").shape, (std::vector<int64_t>{1, 6}));  // [CLS] w5 w17 w923 [UNK] [SEP]
+    EXPECT_EQ(read_npy(in / "input_ids.npy").i64()[4], 1);
+    run_ort(dir / "out" / "onnx" / (dtype == "q8" ? "model_quantized.onnx" : "model.onnx"), in, ort);
+    const Array logits = read_npy(ort / "logits.npy");
+    ASSERT_EQ(logits.shape, (std::vector<int64_t>{1, 3}));
+    double norm = 0;
+    for (int i = 0; i < 3; ++i) norm += std::exp(double(logits.f32()[i]));
+    ASSERT_EQ(result.size(), 3u) << result.dump();
+    for (const auto& e : result) {
+      const int label = std::stoi(e["label"].get<std::string>().substr(6));  // LABEL_<i>
+      EXPECT_NEAR(e["score"].get<double>(), std::exp(double(logits.f32()[label])) / norm, 1e-5) << dtype << " " << e.dump();
     }
   }
 }
