@@ -65,6 +65,9 @@ const std::vector<ArchEntry>& architecture_table() {
       {"T5ForConditionalGeneration", "t5", T::Text2TextGeneration, &build_t5},
       {"MT5EncoderModel", "t5", T::FeatureExtraction, &build_t5},
       {"MT5ForConditionalGeneration", "t5", T::Text2TextGeneration, &build_t5},
+      // vit.cpp — transformers/models/vit/modeling_vit.py (v4.44)
+      {"ViTModel", "vit", T::FeatureExtraction, &build_vit},
+      {"ViTForImageClassification", "vit", T::ImageClassification, &build_vit},
   };
   return kTable;
 }

@@ -6,7 +6,8 @@ const std::vector<Task>& all_tasks() {
   static const std::vector<Task> kAll = {Task::FeatureExtraction, Task::TextClassification,
                                          Task::TokenClassification, Task::QuestionAnswering,
                                          Task::FillMask, Task::TextGeneration,
-                                         Task::Text2TextGeneration, Task::AutomaticSpeechRecognition};
+                                         Task::Text2TextGeneration, Task::AutomaticSpeechRecognition,
+                                         Task::ImageClassification};
   return kAll;
 }
 
@@ -20,6 +21,7 @@ const char* task_name(Task t) {
     case Task::TextGeneration: return "text-generation";
     case Task::Text2TextGeneration: return "text2text-generation";
     case Task::AutomaticSpeechRecognition: return "automatic-speech-recognition";
+    case Task::ImageClassification: return "image-classification";
   }
   return "?";
 }

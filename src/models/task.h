@@ -15,6 +15,7 @@ enum class Task {
   TextGeneration,
   Text2TextGeneration,
   AutomaticSpeechRecognition,
+  ImageClassification,
 };
 
 const char* task_name(Task t);

@@ -46,11 +46,18 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
 
   auto m = manifest(fixture);
   onnx::ModelProto proto = load_onnx(model);
-  // The graph's inputs are exactly the reference's, with dynamic batch and sequence dims.
+  // The graph's inputs are exactly the reference's, with dynamic batch and sequence dims (images: a dynamic
+  // batch of the configured size, which the learned positions fix).
   std::vector<std::string> inputs;
   for (const auto& vi : proto.graph().input()) {
     inputs.push_back(vi.name());
     const auto& dims = vi.type().tensor_type().shape().dim();
+    if (vi.name() == "pixel_values") {
+      ASSERT_EQ(dims.size(), 4);
+      EXPECT_EQ(dims[0].dim_param(), "batch_size");
+      for (int d = 1; d < 4; ++d) EXPECT_TRUE(dims[d].has_dim_value()) << d;
+      continue;
+    }
     ASSERT_EQ(dims.size(), 2);
     EXPECT_EQ(dims[0].dim_param(), "batch_size");
     EXPECT_EQ(dims[1].dim_param(), "sequence_length");
@@ -81,7 +88,7 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
 
 std::vector<Case> cases() {
   std::vector<Case> c;
-  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta"})
+  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta", "vit"})
     for (int opset : {14, 17}) c.push_back({f, opset});
   return c;
 }
@@ -171,6 +178,34 @@ TEST(TransformersJs, LoadsAnEncoderExportAsWritten) {
       run_ort(files / "model_quantized.onnx", ref, ort);
       EXPECT_LE(max_abs_diff(read_npy(q8 / "logits.npy"), read_npy(ort / "logits.npy")), 1e-5) << variant << " set " << set;
     }
+  }
+}
+
+// ViTModel from the image-classification checkpoint: the checkpoint's classifier applied to our
+// last_hidden_state[:, 0] gives transformers' logits (the base model checked against the reference).
+TEST(FixtureTaskOverride, VitFeatureExtractionFeedsTheClassifier) {
+  const fs::path out = temp_dir("vit_features");
+  auto r = run_cli("export -q '" + (models_dir() / "vit").string() + "' '" + out.string() + "' --task feature-extraction");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ck = hf::read_safetensors(models_dir() / "vit" / "model.safetensors");
+  const auto* w = reinterpret_cast<const float*>(ck.at("classifier.weight").data);
+  const auto* bias = reinterpret_cast<const float*>(ck.at("classifier.bias").data);
+  for (const std::string set : {"a", "b"}) {
+    const fs::path ref = models_dir() / "vit" / "ref" / set;
+    run_ort(out / "onnx" / "model.onnx", ref, out / ("ort_" + set));
+    const Array hidden = read_npy(out / ("ort_" + set) / "last_hidden_state.npy");
+    const Array logits = read_npy(ref / "logits.npy");
+    ASSERT_EQ(hidden.shape.size(), 3u);
+    EXPECT_EQ(hidden.shape[1], 17);  // [CLS] + (32 / 8)^2 patches
+    const int64_t rows = hidden.shape[0], seq = hidden.shape[1], h = hidden.shape[2], labels = logits.shape[1];
+    std::vector<float> computed(static_cast<size_t>(rows * labels));
+    for (int64_t b = 0; b < rows; ++b)
+      for (int64_t l = 0; l < labels; ++l) {
+        double acc = bias[l];
+        for (int64_t k = 0; k < h; ++k) acc += double(hidden.f32()[b * seq * h + k]) * w[l * h + k];
+        computed[static_cast<size_t>(b * labels + l)] = static_cast<float>(acc);
+      }
+    EXPECT_LE(max_abs_diff(make_f32({rows, labels}, computed.data()), logits), 1e-4) << set;
   }
 }
 

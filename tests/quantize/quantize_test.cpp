@@ -165,6 +165,30 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32OnBothCpus) {
   }
 }
 
+// ViT: every Linear (6 per layer and the classifier) becomes MatMulInteger; the patch Conv and the learned
+// positions stay float. Logits against FP32 on both CPUs at the reference images.
+TEST(Quantize, VitImageClassifierOnBothCpus) {
+  fs::path out = export_fixture("vit", temp_dir("q_vit") / "export");
+  auto int8 = load_onnx(out / "onnx" / "model_quantized.onnx");
+  expect_no_float_weight_matmul(int8);
+  auto after = op_counts(int8);
+  EXPECT_EQ(after["MatMulInteger"], 6 * 2 + 1);
+  EXPECT_EQ(after["Conv"], 1);
+  for (const std::string set : {"a", "b"}) {
+    const fs::path in = models_dir() / "vit" / "ref" / set;
+    run_ort({{out / "onnx" / "model.onnx", in, out / ("fp32_" + set)}, {out / "onnx" / "model_quantized.onnx", in, out / ("int8_" + set)}});
+    run_ort(out / "onnx" / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
+    const Array f = read_npy(out / ("fp32_" + set) / "logits.npy");
+    for (const std::string cpu : {"", "avx2_"}) {
+      const double cos = cosine(f, read_npy(out / ("int8_" + cpu + set) / "logits.npy"));
+      EXPECT_GE(cos, kEncoderMinCosine) << "set " << set << " " << cpu;
+      std::printf("[ metrics  ] vit INT8 logits set %s %s: cosine %.5f\n", set.c_str(), cpu.empty() ? "native" : "emulated AVX2", cos);
+    }
+    EXPECT_LE(max_abs_diff(read_npy(out / ("int8_" + set) / "logits.npy"), read_npy(out / ("int8_avx2_" + set) / "logits.npy")),
+              kCrossCpuMaxDiff);
+  }
+}
+
 std::vector<QuantCase> quant_cases() {
   std::vector<QuantCase> c;
   for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta"}) {

@@ -23,15 +23,15 @@ void lower_conv(LoweringContext& ctx, const Node* n) {
   if (full && ctx.to_bool(n->input(6))) throw Error("transposed convolution is not supported");
   const Value* w = n->input(1);
   ctx.scope_from_weight(w);
-  std::vector<int64_t> pads = ctx.to_ints(n->input(4));
-  const size_t spatial = pads.size();
-  pads.insert(pads.end(), pads.begin(), pads.end());  // ONNX: begins then ends
-  std::vector<std::string> in = {ctx.name(n->input(0)), ctx.name(w)};
-  if (!ctx.is_none(n->input(2))) in.push_back(ctx.name(n->input(2)));
+  const size_t spatial = static_cast<size_t>(ctx.rank(w) - 2);  // weight [out, in / groups, k1, k2, ...]
   auto expand = [&](std::vector<int64_t> v) {  // a single value means the same for every spatial dim
     if (v.size() == 1 && spatial > 1) v.assign(spatial, v[0]);
     return v;
   };
+  std::vector<int64_t> pads = expand(ctx.to_ints(n->input(4)));
+  pads.insert(pads.end(), pads.begin(), pads.end());  // ONNX: begins then ends
+  std::vector<std::string> in = {ctx.name(n->input(0)), ctx.name(w)};
+  if (!ctx.is_none(n->input(2))) in.push_back(ctx.name(n->input(2)));
   ctx.bind(n->output(), ctx.emit1("Conv", in,
                                   {Attr::of("strides", expand(ctx.to_ints(n->input(3)))), Attr::of("pads", pads),
                                    Attr::of("dilations", expand(ctx.to_ints(n->input(5)))),
@@ -132,6 +132,7 @@ void register_nn_ops(LoweringTable& t) {
   t.add("aten::linear", 14, lower_linear);
   t.add("aten::matmul", 14, lower_matmul);
   t.add("aten::conv1d", 14, lower_conv);
+  t.add("aten::conv2d", 14, lower_conv);
   t.add("aten::_convolution", 14, lower_conv);
   t.add("aten::bmm", 14, lower_matmul);
   t.add("aten::embedding", 14, lower_embedding);

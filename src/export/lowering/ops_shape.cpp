@@ -146,6 +146,11 @@ void lower_expand(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("Expand", {ctx.name(n->input(0)), ctx.const_ints(sizes)}));
 }
 
+// expand_as(x, other): x broadcast to other's shape, read at run time (a traced size stays dynamic).
+void lower_expand_as(LoweringContext& ctx, const Node* n) {
+  ctx.bind(n->output(), ctx.emit1("Expand", {ctx.name(n->input(0)), ctx.emit1("Shape", {ctx.name(n->input(1))})}));
+}
+
 std::string filled_like(LoweringContext& ctx, const Value* like, c10::ScalarType t, double value) {
   onnx::TensorProto v;
   v.set_data_type(onnx_dtype(t));
@@ -197,6 +202,7 @@ void register_shape_ops(LoweringTable& t) {
   t.add("aten::index_select", 14, lower_index_select);
   t.add("aten::cat", 14, lower_cat);
   t.add("aten::expand", 14, lower_expand);
+  t.add("aten::expand_as", 14, lower_expand_as);
   t.add("aten::zeros_like", 14, lower_zeros_like);
   t.add("aten::empty_like", 14, lower_zeros_like);
   t.add("aten::ones_like", 14, lower_ones_like);
