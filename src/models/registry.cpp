@@ -68,6 +68,9 @@ const std::vector<ArchEntry>& architecture_table() {
       // vit.cpp — transformers/models/vit/modeling_vit.py (v4.44)
       {"ViTModel", "vit", T::FeatureExtraction, &build_vit},
       {"ViTForImageClassification", "vit", T::ImageClassification, &build_vit},
+      // clip_vision.cpp — transformers/models/clip/modeling_clip.py (v4.44), the image tower from a CLIPVisionConfig
+      {"CLIPVisionModel", "clip-vision", T::FeatureExtraction, &build_clip_vision},
+      {"CLIPVisionModelWithProjection", "clip-vision", T::FeatureExtraction, &build_clip_vision},
   };
   return kTable;
 }

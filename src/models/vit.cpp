@@ -44,23 +44,12 @@ struct Config {
   }
 };
 
-// ViTPatchEmbeddings.projection: nn.Conv2d(num_channels, hidden_size, kernel_size=patch, stride=patch).
-struct Conv2dImpl : torch::nn::Module {
-  Conv2dImpl(int64_t in, int64_t out, int64_t patch) : patch(patch) {
-    weight = register_parameter("weight", layers::placeholder({out, in, patch, patch}), false);
-    bias = register_parameter("bias", layers::placeholder({out}), false);
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::conv2d(x, weight, bias, patch); }
-  torch::Tensor weight, bias;
-  int64_t patch;
-};
-TORCH_MODULE(Conv2d);
-
+// ViTPatchEmbeddings: its `projection` is nn.Conv2d(num_channels, hidden_size, kernel_size=patch, stride=patch).
 struct PatchEmbeddingsImpl : torch::nn::Module {
   explicit PatchEmbeddingsImpl(const Config& c) {
-    projection = register_module("projection", Conv2d(c.num_channels, c.hidden_size, c.patch_size));
+    projection = register_module("projection", layers::PatchConv(c.num_channels, c.hidden_size, c.patch_size));
   }
-  Conv2d projection{nullptr};
+  layers::PatchConv projection{nullptr};
 };
 TORCH_MODULE(PatchEmbeddings);
 
@@ -73,7 +62,7 @@ struct EmbeddingsImpl : torch::nn::Module {
     patch_embeddings = register_module("patch_embeddings", PatchEmbeddings(c));
   }
   torch::Tensor forward(const torch::Tensor& pixel_values) {
-    auto patches = patch_embeddings->projection(pixel_values).flatten(2).transpose(1, 2);  // [B, patches, H]
+    auto patches = patch_embeddings->projection(pixel_values);  // [B, patches, H]
     auto cls = cls_token.expand_as(patches.slice(1, 0, 1));  // [B, 1, H], B read at run time
     return torch::cat({cls, patches}, 1) + position_embeddings;
   }

@@ -88,7 +88,7 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
 
 std::vector<Case> cases() {
   std::vector<Case> c;
-  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta", "vit"})
+  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta", "vit", "clip-vision"})
     for (int opset : {14, 17}) c.push_back({f, opset});
   return c;
 }
@@ -206,6 +206,36 @@ TEST(FixtureTaskOverride, VitFeatureExtractionFeedsTheClassifier) {
         computed[static_cast<size_t>(b * labels + l)] = static_cast<float>(acc);
       }
     EXPECT_LE(max_abs_diff(make_f32({rows, labels}, computed.data()), logits), 1e-4) << set;
+  }
+}
+
+// CLIPVisionModel (no projection) from the WithProjection checkpoint: the checkpoint's visual_projection applied
+// to our pooler_output gives transformers' image_embeds, and last_hidden_state is transformers'.
+TEST(FixtureTaskOverride, ClipVisionModelPoolerFeedsTheProjection) {
+  const fs::path dir = temp_dir("clip_vision_model");
+  fs::copy(models_dir() / "clip-vision", dir / "src", fs::copy_options::recursive);
+  auto config = nlohmann::json::parse(read_file(dir / "src" / "config.json"));
+  config["architectures"] = {"CLIPVisionModel"};
+  write_file(dir / "src" / "config.json", config.dump(2));
+  auto r = run_cli("export -q '" + (dir / "src").string() + "' '" + (dir / "out").string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ck = hf::read_safetensors(models_dir() / "clip-vision" / "model.safetensors");
+  const auto* w = reinterpret_cast<const float*>(ck.at("visual_projection.weight").data);
+  for (const std::string set : {"a", "b"}) {
+    const fs::path ref = models_dir() / "clip-vision" / "ref" / set;
+    run_ort(dir / "out" / "onnx" / "model.onnx", ref, dir / ("ort_" + set));
+    EXPECT_LE(max_abs_diff(read_npy(dir / ("ort_" + set) / "last_hidden_state.npy"), read_npy(ref / "last_hidden_state.npy")), 1e-4);
+    const Array pooled = read_npy(dir / ("ort_" + set) / "pooler_output.npy");
+    const Array embeds = read_npy(ref / "image_embeds.npy");
+    const int64_t rows = pooled.shape[0], h = pooled.shape[1], p = embeds.shape[1];
+    std::vector<float> computed(static_cast<size_t>(rows * p));
+    for (int64_t b = 0; b < rows; ++b)
+      for (int64_t o = 0; o < p; ++o) {
+        double acc = 0;
+        for (int64_t k = 0; k < h; ++k) acc += double(pooled.f32()[b * h + k]) * w[o * h + k];
+        computed[static_cast<size_t>(b * p + o)] = static_cast<float>(acc);
+      }
+    EXPECT_LE(max_abs_diff(make_f32({rows, p}, computed.data()), embeds), 1e-4) << set;
   }
 }
 

@@ -165,27 +165,32 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32OnBothCpus) {
   }
 }
 
-// ViT: every Linear (6 per layer and the classifier) becomes MatMulInteger; the patch Conv and the learned
-// positions stay float. Logits against FP32 on both CPUs at the reference images.
-TEST(Quantize, VitImageClassifierOnBothCpus) {
-  fs::path out = export_fixture("vit", temp_dir("q_vit") / "export");
-  auto int8 = load_onnx(out / "onnx" / "model_quantized.onnx");
-  expect_no_float_weight_matmul(int8);
-  auto after = op_counts(int8);
-  EXPECT_EQ(after["MatMulInteger"], 6 * 2 + 1);
-  EXPECT_EQ(after["Conv"], 1);
-  for (const std::string set : {"a", "b"}) {
-    const fs::path in = models_dir() / "vit" / "ref" / set;
-    run_ort({{out / "onnx" / "model.onnx", in, out / ("fp32_" + set)}, {out / "onnx" / "model_quantized.onnx", in, out / ("int8_" + set)}});
-    run_ort(out / "onnx" / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
-    const Array f = read_npy(out / ("fp32_" + set) / "logits.npy");
-    for (const std::string cpu : {"", "avx2_"}) {
-      const double cos = cosine(f, read_npy(out / ("int8_" + cpu + set) / "logits.npy"));
-      EXPECT_GE(cos, kEncoderMinCosine) << "set " << set << " " << cpu;
-      std::printf("[ metrics  ] vit INT8 logits set %s %s: cosine %.5f\n", set.c_str(), cpu.empty() ? "native" : "emulated AVX2", cos);
+// Image encoders (ViT, CLIP's vision tower): every Linear (6 per layer and the head: classifier or projection)
+// becomes MatMulInteger; the patch Conv and the learned positions stay float. The head's output against FP32
+// on both CPUs at the reference images.
+TEST(Quantize, ImageEncodersOnBothCpus) {
+  for (const auto& [fixture, output] : std::vector<std::pair<std::string, std::string>>{{"vit", "logits"}, {"clip-vision", "image_embeds"}}) {
+    fs::path out = export_fixture(fixture, temp_dir("q_" + fixture) / "export");
+    auto int8 = load_onnx(out / "onnx" / "model_quantized.onnx");
+    expect_no_float_weight_matmul(int8);
+    auto after = op_counts(int8);
+    EXPECT_EQ(after["MatMulInteger"], 6 * 2 + 1) << fixture;
+    EXPECT_EQ(after["Conv"], 1) << fixture;
+    for (const std::string set : {"a", "b"}) {
+      const fs::path in = models_dir() / fixture / "ref" / set;
+      run_ort({{out / "onnx" / "model.onnx", in, out / ("fp32_" + set)}, {out / "onnx" / "model_quantized.onnx", in, out / ("int8_" + set)}});
+      run_ort(out / "onnx" / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
+      const Array f = read_npy(out / ("fp32_" + set) / (output + ".npy"));
+      for (const std::string cpu : {"", "avx2_"}) {
+        const double cos = cosine(f, read_npy(out / ("int8_" + cpu + set) / (output + ".npy")));
+        EXPECT_GE(cos, kEncoderMinCosine) << fixture << " set " << set << " " << cpu;
+        std::printf("[ metrics  ] %s INT8 %s set %s %s: cosine %.5f\n", fixture.c_str(), output.c_str(), set.c_str(),
+                    cpu.empty() ? "native" : "emulated AVX2", cos);
+      }
+      EXPECT_LE(max_abs_diff(read_npy(out / ("int8_" + set) / (output + ".npy")),
+                             read_npy(out / ("int8_avx2_" + set) / (output + ".npy"))),
+                kCrossCpuMaxDiff) << fixture;
     }
-    EXPECT_LE(max_abs_diff(read_npy(out / ("int8_" + set) / "logits.npy"), read_npy(out / ("int8_avx2_" + set) / "logits.npy")),
-              kCrossCpuMaxDiff);
   }
 }
 

@@ -12,6 +12,14 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
 }
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
 
+PatchConvImpl::PatchConvImpl(int64_t in, int64_t out, int64_t patch, bool has_bias) : patch(patch) {
+  weight = register_parameter("weight", placeholder({out, in, patch, patch}), false);
+  if (has_bias) bias = register_parameter("bias", placeholder({out}), false);
+}
+torch::Tensor PatchConvImpl::forward(const torch::Tensor& pixel_values) {
+  return torch::conv2d(pixel_values, weight, bias, patch).flatten(2).transpose(1, 2);
+}
+
 EmbeddingImpl::EmbeddingImpl(int64_t num, int64_t dim) {
   weight = register_parameter("weight", placeholder({num, dim}), false);
 }

@@ -32,6 +32,16 @@ struct EmbeddingImpl : torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
+// A ViT-style patch embedding, nn.Conv2d(in, out, kernel_size=patch, stride=patch): weight [out, in, patch,
+// patch], bias [out] when `has_bias`. Images [B, in, S, S] → [B, (S / patch)², out], one token per patch.
+struct PatchConvImpl : torch::nn::Module {
+  PatchConvImpl(int64_t in, int64_t out, int64_t patch, bool has_bias = true);
+  torch::Tensor forward(const torch::Tensor& pixel_values);
+  torch::Tensor weight, bias;
+  int64_t patch;
+};
+TORCH_MODULE(PatchConv);
+
 // nn.LayerNorm over the last dim: weight, bias [dim].
 struct LayerNormImpl : torch::nn::Module {
   LayerNormImpl(int64_t dim, double eps);
