@@ -1,6 +1,5 @@
 #include "cli/inspect.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -92,21 +91,12 @@ void inspect_checkpoint(const fs::path& dir, const std::vector<ArchEntry>& table
 
 }  // namespace
 
-// The .onnx files of an export folder, in either layout (onnx/ or the root), sorted; empty for other folders
-// (a folder with PyTorch weights is a checkpoint, whatever else it holds).
+// An export folder's models (either layout); none for a checkpoint folder, whatever else it holds.
 std::vector<fs::path> export_files(const fs::path& dir) {
-  std::vector<fs::path> files;
   for (const char* weights : {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                               "pytorch_model.bin.index.json"})
-    if (fs::exists(dir / weights)) return files;
-  for (const fs::path& d : {dir / "onnx", dir}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(d, ec))
-      if (e.is_regular_file() && e.path().extension() == ".onnx") files.push_back(e.path());
-    if (!files.empty()) break;
-  }
-  std::sort(files.begin(), files.end());
-  return files;
+    if (fs::exists(dir / weights)) return {};
+  return export_onnx_files(dir, [](const std::string&) { return true; });
 }
 
 void inspect_path(const fs::path& path, const std::function<const std::vector<ArchEntry>&()>& table) {

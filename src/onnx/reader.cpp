@@ -1,5 +1,7 @@
 #include "onnx/reader.h"
 
+#include <algorithm>
+
 #include <cstring>
 #include <map>
 #include <optional>
@@ -275,6 +277,20 @@ LazyModel read_onnx_lazy(const fs::path& path) {
   if (out.model.ir_version() == 0 || out.model.opset_import_size() == 0)
     throw Error(where + ": not an ONNX model (no IR version or opset)");
   return out;
+}
+
+std::vector<std::filesystem::path> export_onnx_files(const std::filesystem::path& dir,
+                                                     const std::function<bool(const std::string&)>& keep) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& d : {dir / "onnx", dir}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(d, ec))
+      if (e.is_regular_file() && e.path().extension() == ".onnx" && keep(e.path().filename().string()))
+        files.push_back(e.path());
+    if (!files.empty()) break;
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 }  // namespace hf2onnx

@@ -44,4 +44,9 @@ struct LazyModel {
 // Throws an Error naming the file when it is not a readable ONNX model.
 LazyModel read_onnx_lazy(const std::filesystem::path& path);
 
+// The .onnx files of an export folder in either layout, sorted: those of DIR/onnx/ that `keep` accepts (by
+// file name) when there are any, else those of DIR. Empty when neither holds one.
+std::vector<std::filesystem::path> export_onnx_files(const std::filesystem::path& dir,
+                                                     const std::function<bool(const std::string&)>& keep);
+
 }  // namespace hf2onnx

@@ -339,26 +339,13 @@ QuantizeResult quantize_file(const fs::path& in, const fs::path& out, const Quan
 }
 
 std::vector<std::pair<fs::path, QuantizeResult>> quantize_folder(const fs::path& dir, const QuantizeOptions& opt) {
-  auto ends_with = [](const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  std::vector<fs::path> fp32;
-  fs::path files = dir;
-  for (const fs::path& d : {dir / "onnx", dir}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(d, ec)) {
-      const std::string name = e.path().filename().string();
-      if (e.is_regular_file() && ends_with(name, ".onnx") && !ends_with(name, "_quantized.onnx") &&
-          name != "decoder_model_merged.onnx")  // rebuilt from the two quantized decoders
-        fp32.push_back(e.path());
-    }
-    if (!fp32.empty()) {
-      files = d;
-      break;
-    }
-  }
+  const std::vector<fs::path> fp32 = export_onnx_files(dir, [](const std::string& name) {
+    const std::string tail = "_quantized.onnx";
+    const bool quantized = name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    return !quantized && name != "decoder_model_merged.onnx";  // the merged one is rebuilt from the quantized decoders
+  });
   if (fp32.empty()) throw Error(dir.string() + ": no .onnx models in it or in its onnx/ folder");
-  std::sort(fp32.begin(), fp32.end());
+  const fs::path files = fp32.front().parent_path();
   OutputDir staging(files, OutputDir::Mode::AddFiles);
   std::vector<std::pair<fs::path, QuantizeResult>> results;
   for (const fs::path& in : fp32) {  // the report text is made when asked for and written here, once
