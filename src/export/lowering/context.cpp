@@ -124,7 +124,6 @@ std::string LoweringContext::weight_transposed(const Value* v) {
       // the source read from the checkpoint's file a strip at a time.
       float* out = scratch_floats(static_cast<size_t>(t.numel()));
       transpose_floats(t.data_ptr<float>(), t.size(0), t.size(1), out);
-      MappedFile::release_pages(t.data_ptr(), t.nbytes());  // the source pages are no longer needed
       return TensorBytes{out, t.nbytes(), nullptr};
     });
     initializers_.push_back(std::move(init));
