@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
 
   ExportOptions ex;
   std::string report;
-  auto* export_cmd = app.add_subcommand("export", "export MODEL_DIR to OUT_DIR (onnx/model.onnx; encoder-decoder models: onnx/encoder_model.onnx and the decoders)");
+  auto* export_cmd = app.add_subcommand("export", "export MODEL (a folder, or org/name in the Hugging Face cache) to OUT_DIR (onnx/model.onnx; encoder-decoder models: onnx/encoder_model.onnx and the decoders)");
   std::string model_arg, revision;
   export_cmd->add_option("model", model_arg,
                          "Hugging Face model folder (config.json + weights), or a model id (org/name) in the local "
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   quantize_cmd->add_flag("--external-data", q.force_external_data, "store weights in OUT.onnx_data even below 2 GB");
 
   std::string inspect_target;
-  auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder or an .onnx file");
+  auto* inspect_cmd = app.add_subcommand("inspect", "summarise a checkpoint folder, an export folder or an .onnx file");
   inspect_cmd->add_option("path", inspect_target, "checkpoint folder, export folder (either layout) or .onnx file")->required();
 
   BatchOptions batch;
