@@ -21,6 +21,8 @@ std::shared_ptr<ExportModel> build_marian(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_whisper(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_t5(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_vit(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip_vision(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_clip(const BuildContext& ctx);
 
 }  // namespace hf2onnx

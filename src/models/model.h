@@ -32,16 +32,17 @@ using DimSizes = std::map<std::string, int64_t>;
 // shape the tests validate at (fixture sets a: 2×7, b: 3×11), so a frozen size cannot pass unnoticed.
 // "frames" is a trace-only size: Whisper's input length, which the model fixes at 3000 (what example
 // inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
+// CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set.
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice: every weight is multiplied at each of 6, then 12,
   // positions (a 7B model: 0.25 TFLOP). Each dynamic size differs between the two sets; none is 1.
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 2}, {"sequence_length", 3}, {"past_sequence_length", 4},  // totals 7 and 9
        {"encoder_sequence_length", 5}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
-       {"frames", 10}},
+       {"frames", 10}, {"text_batch_size", 2}, {"image_batch_size", 4}},
       {{"batch_size", 3}, {"sequence_length", 4}, {"past_sequence_length", 5},
        {"encoder_sequence_length", 7}, {"decoder_sequence_length", 3}, {"past_decoder_sequence_length", 4},
-       {"frames", 14}}};
+       {"frames", 14}, {"text_batch_size", 3}, {"image_batch_size", 5}}};
   return kShapes;
 }
 

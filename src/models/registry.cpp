@@ -68,9 +68,12 @@ const std::vector<ArchEntry>& architecture_table() {
       // vit.cpp — transformers/models/vit/modeling_vit.py (v4.44)
       {"ViTModel", "vit", T::FeatureExtraction, &build_vit},
       {"ViTForImageClassification", "vit", T::ImageClassification, &build_vit},
-      // clip_vision.cpp — transformers/models/clip/modeling_clip.py (v4.44), the image tower from a CLIPVisionConfig
+      // clip.cpp — transformers/models/clip/modeling_clip.py (v4.32 = v4.44): each tower from its own config, or both
+      {"CLIPTextModel", "clip-text", T::FeatureExtraction, &build_clip_text},
+      {"CLIPTextModelWithProjection", "clip-text", T::FeatureExtraction, &build_clip_text},
       {"CLIPVisionModel", "clip-vision", T::FeatureExtraction, &build_clip_vision},
       {"CLIPVisionModelWithProjection", "clip-vision", T::FeatureExtraction, &build_clip_vision},
+      {"CLIPModel", "clip", T::ZeroShotImageClassification, &build_clip},
   };
   return kTable;
 }

@@ -7,7 +7,7 @@ const std::vector<Task>& all_tasks() {
                                          Task::TokenClassification, Task::QuestionAnswering,
                                          Task::FillMask, Task::TextGeneration,
                                          Task::Text2TextGeneration, Task::AutomaticSpeechRecognition,
-                                         Task::ImageClassification};
+                                         Task::ImageClassification, Task::ZeroShotImageClassification};
   return kAll;
 }
 
@@ -22,6 +22,7 @@ const char* task_name(Task t) {
     case Task::Text2TextGeneration: return "text2text-generation";
     case Task::AutomaticSpeechRecognition: return "automatic-speech-recognition";
     case Task::ImageClassification: return "image-classification";
+    case Task::ZeroShotImageClassification: return "zero-shot-image-classification";
   }
   return "?";
 }

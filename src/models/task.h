@@ -16,6 +16,7 @@ enum class Task {
   Text2TextGeneration,
   AutomaticSpeechRecognition,
   ImageClassification,
+  ZeroShotImageClassification,
 };
 
 const char* task_name(Task t);

@@ -148,6 +148,10 @@ TEST(Lowering, IndexingAndConcat) {
             }), x3});
   check_op({"index_select", f2([](auto& x, auto& i) { return x.index_select(1, i.select(0, 0)); }),
             [](int64_t n, int64_t m) { return Tensors{torch::randn({n, 7, 8}), torch::randint(0, 3, {n, m}, torch::kLong)}; }});
+  // Ties (ids drawn from 0..3) must pick the first index, as torch does; ids cast to int as CLIP's pooling does.
+  check_op({"argmax", f1([](auto& i) { return i.to(torch::kInt).argmax(-1) + i.to(torch::kInt).argmax(0, true).sum(-1); }),
+            [](int64_t n, int64_t m) { return Tensors{torch::randint(0, 4, {n, m}, torch::kLong)}; }});
+  check_op({"argmax_float", f1([](auto& x) { return x.argmax(1); }), x3});
   check_op({"cat", f2([](auto& x, auto& y) { return torch::cat({x, y * 2}, -1); }), xy3});
 }
 

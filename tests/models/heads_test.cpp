@@ -131,6 +131,10 @@ std::vector<HeadCase> head_cases() {
   c.push_back({"distilbert", "DistilBertModel", "", Task::FeatureExtraction,
                ", \"activation\": \"relu\", \"sinusoidal_pos_embds\": true"});
   c.push_back({"bert", "BertForMaskedLM", "bert.", Task::FillMask, ", \"tie_word_embeddings\": false"});
+  // CLIP's text tower (transformers 4.32): the projection head, openai's legacy eos_token_id 2 (pooled at the
+  // largest id), exact gelu.
+  c.push_back({"clip-text", "CLIPTextModelWithProjection", "", Task::FeatureExtraction, ", \"eos_token_id\": 2"});
+  c.push_back({"clip-text", "CLIPTextModel", "", Task::FeatureExtraction, ", \"hidden_act\": \"gelu\""});
   // Decoders: configurations beyond the fixtures'. max_position_embeddings 8 < the 11 tokens of set b, so
   // dynamic NTK scaling takes its scaled branch in ONNX Runtime.
   c.push_back({"llama", "LlamaForCausalLM", "model.", Task::TextGeneration,

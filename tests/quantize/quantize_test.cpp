@@ -196,7 +196,7 @@ TEST(Quantize, ImageEncodersOnBothCpus) {
 
 std::vector<QuantCase> quant_cases() {
   std::vector<QuantCase> c;
-  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta"}) {
+  for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta", "clip-text"}) {
     for (bool pc : {false, true}) c.push_back({f, pc, "portable"});
     c.push_back({f, false, "avx2"});
   }

@@ -126,6 +126,16 @@ void lower_max_all(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("ReduceMax", {ctx.name(n->input(0))}, {Attr::of("keepdims", int64_t{0})}));
 }
 
+// argmax(x, dim, keepdim): the first index of the largest value (ArgMax's select_last_index 0, as torch on CPU).
+// ONNX Runtime's ArgMax takes float and int32 but not int64: a caller casts ids to int first, as transformers does.
+void lower_argmax(LoweringContext& ctx, const Node* n) {
+  const Value* x = n->input(0);
+  if (ctx.is_none(n->input(1))) throw Error("aten::argmax over all dims is not supported");
+  const int64_t axis = ctx.axis(x, ctx.to_int(n->input(1)));
+  const int64_t keep = ctx.to_bool(n->input(2)) ? 1 : 0;
+  ctx.bind(n->output(), ctx.emit1("ArgMax", {ctx.name(x)}, {Attr::of("axis", axis), Attr::of("keepdims", keep)}));
+}
+
 }  // namespace
 
 void register_nn_ops(LoweringTable& t) {
@@ -143,6 +153,7 @@ void register_nn_ops(LoweringTable& t) {
   t.add("aten::mean", 14, lower_mean);
   t.add("aten::sum", 14, lower_sum);
   t.add("aten::max", 14, lower_max_all);
+  t.add("aten::argmax", 14, lower_argmax);
 }
 
 }  // namespace hf2onnx
