@@ -1,6 +1,8 @@
-// ONNX Runtime latency of text models over fixed token ids. Several models are timed round-robin in one
-// process (one run of each per round), so that a slow spell of a shared machine hits them all alike.
-//   node tools/bench_ort.mjs BATCH SEQ RUNS MODEL.onnx [MODEL2.onnx ...] [--threads N]
+// ONNX Runtime latency over fixed inputs: token ids [BATCH, SEQ] (and a mask of ones), audio input_values
+// [BATCH, SEQ samples], images pixel_values [BATCH, 3, S, S] (--image-size S, default 224). Several models are
+// timed round-robin in one process (one run of each per round), so that a slow spell of a shared machine hits
+// them all alike.
+//   node tools/bench_ort.mjs BATCH SEQ RUNS MODEL.onnx [MODEL2.onnx ...] [--threads N] [--image-size S]
 // prints one line per model: MEDIAN_MS MIN_MS
 import ort from 'onnxruntime-node';
 
@@ -8,6 +10,9 @@ const args = process.argv.slice(2);
 let threads = 1;
 const ti = args.indexOf('--threads');
 if (ti >= 0) { threads = Number(args[ti + 1]); args.splice(ti, 2); }
+let imageSize = 224;
+const ii = args.indexOf('--image-size');
+if (ii >= 0) { imageSize = Number(args[ii + 1]); args.splice(ii, 2); }
 const [batchS, seqS, runsS, ...models] = args;
 const batch = Number(batchS), seq = Number(seqS), runs = Number(runsS);
 const n = batch * seq;
@@ -18,6 +23,12 @@ for (const model of models) {
   });
   const feeds = {};
   for (const name of session.inputNames) {
+    if (name === 'input_values' || name === 'pixel_values') {
+      const dims = name === 'input_values' ? [batch, seq] : [batch, 3, imageSize, imageSize];
+      const f = Float32Array.from({ length: dims.reduce((a, b) => a * b) }, (_, i) => Math.sin(i * 0.37) * 0.5);
+      feeds[name] = new ort.Tensor('float32', f, dims);
+      continue;
+    }
     const data = new BigInt64Array(n);
     for (let i = 0; i < n; i++) data[i] = name === 'input_ids' ? BigInt(1000 + ((i * 7919) % 20000)) : name === 'attention_mask' ? 1n : 0n;
     feeds[name] = new ort.Tensor('int64', data, [batch, seq]);

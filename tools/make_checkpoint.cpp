@@ -1,9 +1,10 @@
 // Writes a random, full-size Hugging Face checkpoint (config.json + model.safetensors) for benchmarks.
 // The tensor names and shapes come from the project's own model builders, so the checkpoint is exactly
 // what the exporter expects.   make_checkpoint PRESET OUT_DIR [--bf16] [--shard-gb N]
-// (presets: bert-base, gpt2, llama-1.1b, t5-base, whisper-small, qwen2-0.5b, mistral-7b). --bf16 stores
-// bfloat16; --shard-gb writes model-0000K-of-0000N.safetensors shards of at most N GB with the index file.
+// (presets: bert-base, gpt2, llama-1.1b, t5-base, whisper-small, qwen2-0.5b, mistral-7b, wav2vec2-base,
+// clip-vit-base-patch32). --bf16 stores bfloat16; --shard-gb writes model-0000K-of-0000N.safetensors shards of at most N GB with the index file.
 // Memory: one shard's tensors at a time.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,22 @@ static const std::map<std::string, std::string> kPresets = {
       "vocab_size": 32000, "max_position_embeddings": 32768, "rms_norm_eps": 1e-5, "rope_theta": 1000000.0,
       "sliding_window": null, "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1,
       "eos_token_id": 2, "torch_dtype": "bfloat16"})"},
+    // facebook/wav2vec2-base-960h's shape (95M)
+    {"wav2vec2-base", R"({"architectures": ["Wav2Vec2ForCTC"], "model_type": "wav2vec2", "hidden_size": 768,
+      "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu",
+      "conv_dim": [512, 512, 512, 512, 512, 512, 512], "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+      "conv_stride": [5, 2, 2, 2, 2, 2, 2], "conv_bias": false, "feat_extract_norm": "group",
+      "feat_extract_activation": "gelu", "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16,
+      "do_stable_layer_norm": false, "layer_norm_eps": 1e-5, "vocab_size": 32, "pad_token_id": 0})"},
+    // openai/clip-vit-base-patch32's shape (151M)
+    {"clip-vit-base-patch32", R"({"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 512,
+      "logit_scale_init_value": 2.6592,
+      "text_config": {"model_type": "clip_text_model", "hidden_size": 512, "intermediate_size": 2048,
+        "num_hidden_layers": 12, "num_attention_heads": 8, "max_position_embeddings": 77, "vocab_size": 49408,
+        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},
+      "vision_config": {"model_type": "clip_vision_model", "hidden_size": 768, "intermediate_size": 3072,
+        "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 224, "patch_size": 32,
+        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5}})"},
 };
 
 // float → bfloat16, round to nearest even.
@@ -93,13 +110,30 @@ int main(int argc, char** argv) {
     BuildContext ctx{config, arch.task, [](const std::string&) { return true; }};
     auto model = arch.build(ctx);
     torch::manual_seed(0);
-    // Parameters grouped into shards (one shard when --shard-gb is not given), each written and freed in turn.
-    const auto params = model->module->named_parameters();
+    // The checkpoint's tensors: the parameters, except that a derived one (LoadRules::derived) is stored as the
+    // sources of its first spelling (a weight-normed kernel: weight_g [1, 1, K] and weight_v).
+    std::vector<std::pair<std::string, std::vector<int64_t>>> entries;
+    for (const auto& p : model->module->named_parameters()) {
+      const auto& derived = model->load_rules.derived;
+      auto d = std::find_if(derived.begin(), derived.end(), [&](const auto& x) { return x.name == p.key(); });
+      const std::vector<int64_t> shape = p.value().sizes().vec();
+      if (d == derived.end()) {
+        entries.emplace_back(p.key(), shape);
+        continue;
+      }
+      for (const std::string& key : d->sources.at(0)) {
+        const bool g = key.size() > 9 && key.compare(key.size() - 9, 9, ".weight_g") == 0;
+        entries.emplace_back(key, g ? std::vector<int64_t>{1, 1, shape.back()} : shape);
+      }
+    }
+    // Tensors grouped into shards (one shard when --shard-gb is not given), each written and freed in turn.
     const uint64_t limit = shard_gb > 0 ? static_cast<uint64_t>(shard_gb * 1e9) : UINT64_MAX;
     std::vector<std::vector<size_t>> shards(1);
     uint64_t bytes = 0, total = 0;
-    for (size_t i = 0; i < params.size(); ++i) {
-      const uint64_t n = static_cast<uint64_t>(params[i].value().numel()) * (bf16 ? 2 : 4);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      int64_t numel = 1;
+      for (int64_t d : entries[i].second) numel *= d;
+      const uint64_t n = static_cast<uint64_t>(numel) * (bf16 ? 2 : 4);
       if (bytes > 0 && bytes + n > limit) {
         shards.emplace_back();
         bytes = 0;
@@ -117,9 +151,10 @@ int main(int argc, char** argv) {
       std::vector<std::vector<uint16_t>> halves;
       std::vector<hf::TensorToWrite> tensors;
       for (size_t i : shards[k]) {
-        const std::string& key = params[i].key();
-        bool norm = key.find("LayerNorm.weight") != std::string::npos || key.find("norm.weight") != std::string::npos;
-        torch::Tensor t = norm ? torch::ones(params[i].value().sizes()) : torch::randn(params[i].value().sizes()) * 0.02;
+        const auto& [key, shape] = entries[i];
+        bool norm = key.find("LayerNorm.weight") != std::string::npos || key.find("norm.weight") != std::string::npos ||
+                    key.find("layer_norm.weight") != std::string::npos || key.find("layernorm.weight") != std::string::npos;
+        torch::Tensor t = norm ? torch::ones(shape) : torch::randn(shape) * 0.02;
         if (bf16) {
           const float* f = t.data_ptr<float>();
           halves.emplace_back(static_cast<size_t>(t.numel()));

@@ -24,5 +24,6 @@ std::shared_ptr<ExportModel> build_vit(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip_vision(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_wav2vec2(const BuildContext& ctx);
 
 }  // namespace hf2onnx

@@ -1,5 +1,6 @@
 #include "models/loader.h"
 
+#include <algorithm>
 #include <regex>
 #include <set>
 
@@ -27,6 +28,53 @@ std::string join_some(const std::vector<std::string>& v, size_t limit = 5) {
   if (v.size() > limit) s += " and " + std::to_string(v.size() - limit) + " more";
   return s;
 }
+// The checkpoint tensor for `name`: stored under it, or without / with one of the optional prefixes.
+std::pair<const hf::TensorData*, std::string> find_key(const hf::Checkpoint& ck, const std::string& name, const LoadRules& rules) {
+  auto it = ck.tensors.find(name);
+  if (it != ck.tensors.end()) return {&it->second, name};
+  for (const std::string& prefix : rules.optional_prefixes) {
+    const bool prefixed = name.rfind(prefix, 0) == 0;
+    const std::string key = prefixed ? name.substr(prefix.size()) : prefix + name;  // stored without, or with, the prefix
+    auto jt = ck.tensors.find(key);
+    if (jt != ck.tensors.end()) return {&jt->second, key};
+  }
+  return {nullptr, name};
+}
+
+// A derived parameter from the first complete spelling of its sources; false when none is complete. Its
+// initializer name is the parameter's, with the prefix its first source was found under.
+bool load_derived(const LoadRules::Derived& d, torch::Tensor& param, const hf::Checkpoint& ck, const LoadRules& rules,
+                  std::set<std::string>& used, LoadSummary& summary, const std::string& where) {
+  for (const auto& keys : d.sources) {
+    std::vector<torch::Tensor> inputs;
+    std::vector<std::string> found_keys;
+    for (const auto& k : keys) {
+      auto [t, key] = find_key(ck, k, rules);
+      if (!t) break;
+      inputs.push_back(to_float_tensor(*t));
+      found_keys.push_back(key);
+    }
+    if (found_keys.size() != keys.size()) continue;
+    torch::Tensor value;
+    {
+      torch::NoGradGuard no_grad;
+      value = d.compute(inputs).contiguous();
+    }
+    if (value.sizes() != param.sizes())
+      throw Error(where + ": tensors " + join_some(found_keys) + " give " + quote_name(d.name) + " the shape " +
+                  hf::shape_str(value.sizes().vec()) + ", the model expects " + hf::shape_str(param.sizes().vec()));
+    param.set_data(value);
+    used.insert(found_keys.begin(), found_keys.end());
+    const std::string& k0 = keys.front(), &f0 = found_keys.front();  // f0 = k0 with a prefix added or removed
+    summary.checkpoint_keys[d.name] = f0.size() >= k0.size() ? f0.substr(0, f0.size() - k0.size()) + d.name
+                                                              : d.name.substr(k0.size() - f0.size());
+    summary.parameters++;
+    summary.bytes += static_cast<uint64_t>(param.numel()) * 4;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, const LoadRules& rules,
@@ -37,17 +85,12 @@ LoadSummary load_weights(torch::nn::Module& module, const hf::Checkpoint& ck, co
   for (auto& item : module.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     torch::Tensor& param = item.value();
-    const hf::TensorData* found = nullptr;
-    std::string key = name;
-    auto it = ck.tensors.find(name);
-    if (it != ck.tensors.end()) found = &it->second;
-    for (size_t i = 0; !found && i < rules.optional_prefixes.size(); ++i) {
-      const std::string& prefix = rules.optional_prefixes[i];
-      const bool prefixed = name.rfind(prefix, 0) == 0;
-      key = prefixed ? name.substr(prefix.size()) : prefix + name;  // stored without, or with, the prefix
-      auto jt = ck.tensors.find(key);
-      if (jt != ck.tensors.end()) found = &jt->second;
+    auto derived = std::find_if(rules.derived.begin(), rules.derived.end(), [&](const auto& d) { return d.name == name; });
+    if (derived != rules.derived.end()) {
+      if (!load_derived(*derived, param, ck, rules, used, summary, where)) missing.push_back(name);
+      continue;
     }
+    auto [found, key] = find_key(ck, name, rules);
     if (!found) {
       missing.push_back(name);
       continue;

@@ -32,17 +32,18 @@ using DimSizes = std::map<std::string, int64_t>;
 // shape the tests validate at (fixture sets a: 2×7, b: 3×11), so a frozen size cannot pass unnoticed.
 // "frames" is a trace-only size: Whisper's input length, which the model fixes at 3000 (what example
 // inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
-// CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set.
+// CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set
+// (images are the costly part of its trace: 50 patches each at ViT-B/32).
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice: every weight is multiplied at each of 6, then 12,
   // positions (a 7B model: 0.25 TFLOP). Each dynamic size differs between the two sets; none is 1.
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 2}, {"sequence_length", 3}, {"past_sequence_length", 4},  // totals 7 and 9
        {"encoder_sequence_length", 5}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
-       {"frames", 10}, {"text_batch_size", 2}, {"image_batch_size", 4}},
+       {"frames", 10}, {"text_batch_size", 2}, {"image_batch_size", 3}},
       {{"batch_size", 3}, {"sequence_length", 4}, {"past_sequence_length", 5},
        {"encoder_sequence_length", 7}, {"decoder_sequence_length", 3}, {"past_decoder_sequence_length", 4},
-       {"frames", 14}, {"text_batch_size", 3}, {"image_batch_size", 5}}};
+       {"frames", 14}, {"text_batch_size", 3}, {"image_batch_size", 2}}};
   return kShapes;
 }
 
@@ -54,6 +55,16 @@ struct LoadRules {
   // Checkpoint keys matching one of these (ECMAScript regex, whole key) are expected and not used
   // (persisted buffers such as position_ids, the stored copy of a tied weight).
   std::vector<std::string> ignored_keys;
+  // Parameters the checkpoint stores in another form, computed once at load time and written as one initializer
+  // under the parameter's name (e.g. a weight-normed kernel from weight_g and weight_v).
+  struct Derived {
+    std::string name;  // the parameter, as named in the module tree
+    // Alternative spellings (the first one complete in the checkpoint is used), each the checkpoint keys that
+    // `compute` takes, in its argument order; optional_prefixes apply to them as to any parameter.
+    std::vector<std::vector<std::string>> sources;
+    std::function<torch::Tensor(const std::vector<torch::Tensor>&)> compute;
+  };
+  std::vector<Derived> derived;
 };
 
 // One ONNX graph of a model. Its file name comes from its kind (models/registry.h: graph_file_stem).

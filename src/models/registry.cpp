@@ -74,6 +74,11 @@ const std::vector<ArchEntry>& architecture_table() {
       {"CLIPVisionModel", "clip-vision", T::FeatureExtraction, &build_clip_vision},
       {"CLIPVisionModelWithProjection", "clip-vision", T::FeatureExtraction, &build_clip_vision},
       {"CLIPModel", "clip", T::ZeroShotImageClassification, &build_clip},
+      // wav2vec2.cpp — transformers/models/{wav2vec2,hubert}/modeling_*.py (v4.32): conv features on raw audio, CTC head
+      {"Wav2Vec2Model", "wav2vec2", T::FeatureExtraction, &build_wav2vec2},
+      {"Wav2Vec2ForCTC", "wav2vec2", T::AutomaticSpeechRecognition, &build_wav2vec2},
+      {"HubertModel", "wav2vec2", T::FeatureExtraction, &build_wav2vec2},
+      {"HubertForCTC", "wav2vec2", T::AutomaticSpeechRecognition, &build_wav2vec2},
   };
   return kTable;
 }

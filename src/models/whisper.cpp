@@ -37,23 +37,11 @@ struct Config : bart::Sizes {
   }
 };
 
-// nn.Conv1d: weight [out, in, kernel], bias [out].
-struct Conv1dImpl : torch::nn::Module {
-  Conv1dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) : stride(stride), padding(padding) {
-    weight = register_parameter("weight", layers::placeholder({out, in, kernel}), false);
-    bias = register_parameter("bias", layers::placeholder({out}), false);
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::conv1d(x, weight, bias, stride, padding); }
-  torch::Tensor weight, bias;
-  int64_t stride, padding;
-};
-TORCH_MODULE(Conv1d);
-
 // modeling_whisper.WhisperEncoder
 struct WhisperEncoderImpl : torch::nn::Module {
   explicit WhisperEncoderImpl(const Config& c) {
-    conv1 = register_module("conv1", Conv1d(c.num_mel_bins, c.d_model, 3, 1, 1));
-    conv2 = register_module("conv2", Conv1d(c.d_model, c.d_model, 3, 2, 1));
+    conv1 = register_module("conv1", layers::Conv1d(c.num_mel_bins, c.d_model, 3, 1, 1));
+    conv2 = register_module("conv2", layers::Conv1d(c.d_model, c.d_model, 3, 2, 1));
     embed_positions = register_module("embed_positions", layers::Embedding(c.max_source_positions, c.d_model));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.encoder_layers; ++i) layers->push_back(BartEncoderLayer(c.encoder_layer));
@@ -66,7 +54,7 @@ struct WhisperEncoderImpl : torch::nn::Module {
     for (const auto& layer : *layers) h = layer->as<BartEncoderLayerImpl>()->forward(h, torch::Tensor());
     return layer_norm(h);
   }
-  Conv1d conv1{nullptr}, conv2{nullptr};
+  layers::Conv1d conv1{nullptr}, conv2{nullptr};
   layers::Embedding embed_positions{nullptr};
   torch::nn::ModuleList layers;
   layers::LayerNorm layer_norm{nullptr};

@@ -86,12 +86,13 @@ class File {
     while (copy_works_ && done < n) {
       const ssize_t k = ::copy_file_range(from.fd, &in, fd_, nullptr, n - done, 0);
       if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) {
-        if (done == 0 && k < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      if (k == 0) break;  // the kernel copied nothing (it reports end of file): write the rest from the mapping
+      if (k < 0) {
+        if (done == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
           copy_works_ = false;
           break;
         }
-        fail();
+        fail("copy_file_range");
       }
       done += static_cast<uint64_t>(k);
     }
@@ -105,7 +106,7 @@ class File {
   uint64_t close() {
     flush();
     const int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) fail();
+    if (::close(fd) != 0) fail("close");
     return written_;
   }
   uint64_t written() const { return written_; }
@@ -113,16 +114,20 @@ class File {
  private:
   static constexpr uint64_t kSmallWrite = 64 << 10, kBufferSize = 1 << 20;
 
-  [[noreturn]] void fail() const { throw Error(path_.string() + ": write failed: " + std::strerror(errno)); }
+  // A call that returned an error (errno says which) or, for write() and splice(), wrote nothing.
+  [[noreturn]] void fail(const char* call) const {
+    throw Error(path_.string() + ": write failed (" + call + "): " + (errno ? std::strerror(errno) : "nothing written"));
+  }
   void flush() {
     write_all(buffer_.data(), buffer_.size());
     buffer_.clear();
   }
   void write_all(const char* p, uint64_t n) {
     while (n) {
+      errno = 0;
       const ssize_t k = ::write(fd_, p, std::min<uint64_t>(n, 1 << 30));
       if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) fail();
+      if (k <= 0) fail("write");
       p += k;
       n -= static_cast<uint64_t>(k);
     }
@@ -138,13 +143,14 @@ class File {
       if (in < 0 && errno == EINTR) continue;
       if (in <= 0) {
         if (first) return splice_works_ = false;
-        fail();
+        fail("vmsplice");
       }
       first = false;
       for (ssize_t left = in; left > 0;) {
+        errno = 0;
         const ssize_t out = ::splice(pipe_[0], nullptr, fd_, nullptr, static_cast<size_t>(left), SPLICE_F_MOVE);
         if (out < 0 && errno == EINTR) continue;
-        if (out <= 0) fail();
+        if (out <= 0) fail("splice");
         left -= out;
       }
       p += in;

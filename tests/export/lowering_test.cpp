@@ -181,6 +181,17 @@ TEST(Lowering, Normalisation) {
   check_op({"layer_norm", [g, b](const Tensors& in) { return Tensors{torch::layer_norm(in[0], {8}, g, b, 1e-5)}; }, x3,
             {{"ln.weight", g}, {"ln.bias", b}}});
   check_op({"layer_norm_no_affine", f1([](auto& x) { return torch::layer_norm(x, {8}); }), x3});
+  // GroupNorm: one group per channel (wav2vec2's first conv layer: InstanceNormalization with the affine weights),
+  // grouped channels on 3-D and 4-D inputs (Stable Diffusion's), and without affine weights.
+  auto gw = torch::randn({8}), gb = torch::randn({8});
+  auto channels_first = [](int64_t n, int64_t m) { return Tensors{torch::randn({n, 8, m}) * 3 + 1}; };
+  check_op({"group_norm_per_channel", [gw, gb](const Tensors& in) { return Tensors{torch::group_norm(in[0], 8, gw, gb, 1e-5)}; },
+            channels_first, {{"gn.weight", gw}, {"gn.bias", gb}}});
+  check_op({"group_norm_grouped", [gw, gb](const Tensors& in) { return Tensors{torch::group_norm(in[0], 2, gw, gb, 1e-6)}; },
+            channels_first, {{"gn.weight", gw}, {"gn.bias", gb}}});
+  check_op({"group_norm_4d", [gw, gb](const Tensors& in) { return Tensors{torch::group_norm(in[0], 4, gw, gb, 1e-5)}; },
+            [](int64_t n, int64_t m) { return Tensors{torch::randn({n, 8, m, m + 1})}; }, {{"gn.weight", gw}, {"gn.bias", gb}}});
+  check_op({"group_norm_no_affine", f1([](auto& x) { return torch::group_norm(x, 4); }), channels_first});
   check_op({"mean_sum", f1([](auto& x) { return x.mean(std::vector<int64_t>{-1}, true) + x.sum(std::vector<int64_t>{1}, true); }), x3});
 }
 

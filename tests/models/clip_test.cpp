@@ -12,8 +12,6 @@
 namespace hf2onnx::test {
 namespace {
 
-const float* f32(const hf::TensorData& t) { return reinterpret_cast<const float*>(t.data); }
-
 // pooler_output is last_hidden_state at one position per row: eos_token_id 2 (openai's configs) → the first
 // largest id; any other eos_token_id → its first occurrence, or position 0 when the row has none.
 TEST(ClipText, PoolsAtThePositionTransformersUses) {
@@ -46,7 +44,8 @@ TEST(ClipText, PoolsAtThePositionTransformersUses) {
 // (4.44 references), plus a random text_projection and logit_scale: text_embeds = normalize(pooler_output ·
 // text_projectionᵀ), image_embeds = normalize(the vision reference's image_embeds), logits_per_text =
 // text_embeds · image_embedsᵀ · exp(logit_scale), logits_per_image its transpose — all from the references.
-// Three texts against two images, so a swapped batch dim cannot pass. Then the INT8 twin on both CPUs.
+// Three texts against five images (batches the traces did not use), so a swapped batch dim cannot pass. Then the
+// INT8 twin on both CPUs.
 TEST(ClipModel, EndToEndAgainstBothTowersReferences) {
   const fs::path dir = temp_dir("clip_model"), model = dir / "model";
   fs::create_directories(model);
@@ -74,7 +73,15 @@ TEST(ClipModel, EndToEndAgainstBothTowersReferences) {
   fs::create_directories(in);
   const fs::path text_ref = models_dir() / "clip-text" / "ref" / "b", vision_ref = models_dir() / "clip-vision" / "ref" / "a";
   for (const char* f : {"input_ids.npy", "attention_mask.npy"}) fs::copy_file(text_ref / f, in / f);
-  fs::copy_file(vision_ref / "pixel_values.npy", in / "pixel_values.npy");
+  // Five images: the vision reference's sets a (2) and b (3) together, a batch neither trace used.
+  auto concat = [](const Array& x, const Array& y) {
+    Array c = x;
+    c.shape[0] += y.shape[0];
+    c.bytes.insert(c.bytes.end(), y.bytes.begin(), y.bytes.end());
+    return c;
+  };
+  const fs::path vision_b = models_dir() / "clip-vision" / "ref" / "b";
+  write_npy(in / "pixel_values.npy", concat(read_npy(vision_ref / "pixel_values.npy"), read_npy(vision_b / "pixel_values.npy")));
   run_ort({{dir / "out" / "onnx" / "model.onnx", in, dir / "fp32"}, {dir / "out" / "onnx" / "model_quantized.onnx", in, dir / "int8"}});
 
   auto normalized = [](std::vector<double> v, int64_t rows, int64_t n) {
@@ -85,10 +92,11 @@ TEST(ClipModel, EndToEndAgainstBothTowersReferences) {
     }
     return v;
   };
-  const Array pooled = read_npy(text_ref / "pooler_output.npy"), image_ref = read_npy(vision_ref / "image_embeds.npy");
+  const Array pooled = read_npy(text_ref / "pooler_output.npy");
+  const Array image_ref = concat(read_npy(vision_ref / "image_embeds.npy"), read_npy(vision_b / "image_embeds.npy"));
   const int64_t texts = pooled.shape[0], images = image_ref.shape[0];
   ASSERT_EQ(texts, 3);
-  ASSERT_EQ(images, 2);
+  ASSERT_EQ(images, 5);
   std::vector<double> te(static_cast<size_t>(texts * proj)), ie(image_ref.f32(), image_ref.f32() + images * proj);
   for (int64_t b = 0; b < texts; ++b)
     for (int64_t o = 0; o < proj; ++o)

@@ -165,27 +165,34 @@ TEST_P(QuantizedFixture, StructureAndNumericsAgainstFp32OnBothCpus) {
   }
 }
 
-// Image encoders (ViT, CLIP's vision tower): every Linear (6 per layer and the head: classifier or projection)
-// becomes MatMulInteger; the patch Conv and the learned positions stay float. The head's output against FP32
-// on both CPUs at the reference images.
-TEST(Quantize, ImageEncodersOnBothCpus) {
-  for (const auto& [fixture, output] : std::vector<std::pair<std::string, std::string>>{{"vit", "logits"}, {"clip-vision", "image_embeds"}}) {
+// Image and audio encoders (ViT, CLIP's vision tower, Wav2Vec2): every Linear (6 per layer and the head:
+// classifier or projection; Wav2Vec2 also its feature projection) becomes MatMulInteger; convolutions (the patch
+// conv; wav2vec2's 7 feature convs and the positional conv) and learned positions stay float. The head's output
+// against FP32 on both CPUs at the reference inputs.
+TEST(Quantize, ImageAndAudioEncodersOnBothCpus) {
+  struct Case {
+    std::string fixture, output;
+    int matmul_integer, convs;
+  };
+  for (const auto& [fixture, output, matmul_integer, convs] :
+       std::vector<Case>{{"vit", "logits", 6 * 2 + 1, 1}, {"clip-vision", "image_embeds", 6 * 2 + 1, 1}, {"wav2vec2", "logits", 6 * 2 + 2, 8}}) {
     fs::path out = export_fixture(fixture, temp_dir("q_" + fixture) / "export");
     auto int8 = load_onnx(out / "onnx" / "model_quantized.onnx");
     expect_no_float_weight_matmul(int8);
     auto after = op_counts(int8);
-    EXPECT_EQ(after["MatMulInteger"], 6 * 2 + 1) << fixture;
-    EXPECT_EQ(after["Conv"], 1) << fixture;
+    EXPECT_EQ(after["MatMulInteger"], matmul_integer) << fixture;
+    EXPECT_EQ(after["Conv"], convs) << fixture;
     for (const std::string set : {"a", "b"}) {
       const fs::path in = models_dir() / fixture / "ref" / set;
       run_ort({{out / "onnx" / "model.onnx", in, out / ("fp32_" + set)}, {out / "onnx" / "model_quantized.onnx", in, out / ("int8_" + set)}});
       run_ort(out / "onnx" / "model_quantized.onnx", in, out / ("int8_avx2_" + set), OrtCpu::EmulatedAvx2);
       const Array f = read_npy(out / ("fp32_" + set) / (output + ".npy"));
       for (const std::string cpu : {"", "avx2_"}) {
-        const double cos = cosine(f, read_npy(out / ("int8_" + cpu + set) / (output + ".npy")));
+        const Array i8 = read_npy(out / ("int8_" + cpu + set) / (output + ".npy"));
+        const double cos = cosine(f, i8);
         EXPECT_GE(cos, kEncoderMinCosine) << fixture << " set " << set << " " << cpu;
-        std::printf("[ metrics  ] %s INT8 %s set %s %s: cosine %.5f\n", fixture.c_str(), output.c_str(), set.c_str(),
-                    cpu.empty() ? "native" : "emulated AVX2", cos);
+        std::printf("[ metrics  ] %s INT8 %s set %s %s: cosine %.5f, argmax agreement %.3f\n", fixture.c_str(), output.c_str(),
+                    set.c_str(), cpu.empty() ? "native" : "emulated AVX2", cos, argmax_agreement(f, i8));
       }
       EXPECT_LE(max_abs_diff(read_npy(out / ("int8_" + set) / (output + ".npy")),
                              read_npy(out / ("int8_avx2_" + set) / (output + ".npy"))),

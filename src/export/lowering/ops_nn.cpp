@@ -102,6 +102,35 @@ void lower_layer_norm_native(LoweringContext& ctx, const Node* n) {
                                   {Attr::of("axis", a.axes.front()), Attr::of("epsilon", a.eps)}));
 }
 
+// group_norm(x, num_groups, weight, bias, eps, cudnn_enabled) on [N, C, *]: InstanceNormalization (every opset;
+// GroupNormalization is opset 18 and was redefined in 21). One group per channel is InstanceNormalization with
+// the affine weights; otherwise x is viewed as [N, groups, -1], normalised with unit scale, viewed back and scaled
+// per channel, as PyTorch's own ONNX export does.
+void lower_group_norm(LoweringContext& ctx, const Node* n) {
+  const Value* x = n->input(0);
+  const int64_t groups = ctx.to_int(n->input(1)), rank = ctx.rank(x);
+  const double eps = ctx.to_double(n->input(4));
+  const auto dims = ctx.dims(x);
+  if (rank < 3 || !dims[1]) throw Error("aten::group_norm needs [N, C, *] with a static C");
+  const int64_t channels = *dims[1];
+  const bool affine = !ctx.is_none(n->input(2)) && !ctx.is_none(n->input(3));
+  if (groups == channels && affine && rank >= 3) {
+    ctx.bind(n->output(), ctx.emit1("InstanceNormalization", {ctx.name(x), ctx.name(n->input(2)), ctx.name(n->input(3))},
+                                    {Attr::of("epsilon", eps)}));
+    return;
+  }
+  auto grouped = ctx.emit1("Reshape", {ctx.name(x), ctx.const_ints({0, groups, -1})});
+  auto normed = ctx.emit1("InstanceNormalization", {grouped, ctx.const_tensor(torch::ones({groups}), "ones"),
+                                                    ctx.const_tensor(torch::zeros({groups}), "zeros")},
+                          {Attr::of("epsilon", eps)});
+  auto y = ctx.emit1("Reshape", {normed, ctx.emit1("Shape", {ctx.name(x)})});
+  std::vector<int64_t> per_channel(static_cast<size_t>(rank - 1), 1);  // [C, 1, ...]
+  per_channel[0] = channels;
+  if (!ctx.is_none(n->input(2))) y = ctx.emit1("Mul", {y, ctx.emit1("Reshape", {ctx.name(n->input(2)), ctx.const_ints(per_channel)})});
+  if (!ctx.is_none(n->input(3))) y = ctx.emit1("Add", {y, ctx.emit1("Reshape", {ctx.name(n->input(3)), ctx.const_ints(per_channel)})});
+  ctx.bind(n->output(), y);
+}
+
 // mean(x, dims, keepdim, dtype) — axes are an attribute until opset 18.
 void lower_mean(LoweringContext& ctx, const Node* n) {
   if (n->inputs().size() < 3) throw Error("aten::mean over all dims is not supported");
@@ -154,6 +183,7 @@ void register_nn_ops(LoweringTable& t) {
   t.add("aten::sum", 14, lower_sum);
   t.add("aten::max", 14, lower_max_all);
   t.add("aten::argmax", 14, lower_argmax);
+  t.add("aten::group_norm", 14, lower_group_norm);
 }
 
 }  // namespace hf2onnx

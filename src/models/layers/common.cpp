@@ -25,6 +25,20 @@ EmbeddingImpl::EmbeddingImpl(int64_t num, int64_t dim) {
 }
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
 
+Conv1dImpl::Conv1dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t groups,
+                       bool has_bias)
+    : stride(stride), padding(padding), groups(groups) {
+  weight = register_parameter("weight", placeholder({out, in / groups, kernel}), false);
+  if (has_bias) bias = register_parameter("bias", placeholder({out}), false);
+}
+torch::Tensor Conv1dImpl::forward(const torch::Tensor& x) { return torch::conv1d(x, weight, bias, stride, padding, 1, groups); }
+
+GroupNormImpl::GroupNormImpl(int64_t groups, int64_t channels, double eps) : groups(groups), eps(eps) {
+  weight = register_parameter("weight", placeholder({channels}), false);
+  bias = register_parameter("bias", placeholder({channels}), false);
+}
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) { return torch::group_norm(x, groups, weight, bias, eps); }
+
 LayerNormImpl::LayerNormImpl(int64_t dim_, double eps_) : dim(dim_), eps(eps_) {
   weight = register_parameter("weight", placeholder({dim}), false);
   bias = register_parameter("bias", placeholder({dim}), false);

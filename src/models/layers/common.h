@@ -42,6 +42,27 @@ struct PatchConvImpl : torch::nn::Module {
 };
 TORCH_MODULE(PatchConv);
 
+// nn.Conv1d(in, out, kernel, stride, padding, groups, bias): weight [out, in / groups, kernel], bias [out] when
+// `has_bias`. [B, in, T] → [B, out, T'].
+struct Conv1dImpl : torch::nn::Module {
+  Conv1dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0, int64_t groups = 1,
+             bool has_bias = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t stride, padding, groups;
+};
+TORCH_MODULE(Conv1d);
+
+// nn.GroupNorm(groups, channels, eps, affine=True) over [B, C, *]: weight, bias [C].
+struct GroupNormImpl : torch::nn::Module {
+  GroupNormImpl(int64_t groups, int64_t channels, double eps = 1e-5);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t groups;
+  double eps;
+};
+TORCH_MODULE(GroupNorm);
+
 // nn.LayerNorm over the last dim: weight, bias [dim].
 struct LayerNormImpl : torch::nn::Module {
   LayerNormImpl(int64_t dim, double eps);
