@@ -43,3 +43,24 @@ const ids = BigInt64Array.from({ length: 128 }, (_, i) => BigInt(100 + ((i * 791
 writeNpy('$1/input_ids.npy', 'int64', [1, 128], ids);
 writeNpy('$1/attention_mask.npy', 'int64', [1, 128], BigInt64Array.from({ length: 128 }, () => 1n));"
 }
+
+# measure_tree LABEL CLEANUP_PATH COMMAND...: like measure (one run), for a command that starts other processes
+# (the verify stage's ONNX Runtime): the peak of the summed RSS of all its processes, sampled every 50 ms
+# (tree_rss, KB), and the wall time (tree_wall, s).
+measure_tree() {
+  local label=$1 cleanup=$2 start sid peak=0 now
+  shift 2
+  rm -rf "$cleanup"
+  start=$(date +%s.%N)
+  setsid "$@" &
+  sid=$!
+  while kill -0 "$sid" 2>/dev/null; do
+    now=$(ps -o rss= -s "$sid" 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    [ "$now" -gt "$peak" ] && peak=$now
+    sleep 0.05
+  done
+  wait "$sid"
+  tree_wall=$(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $start}")
+  tree_rss=$peak
+  echo "$label: ${tree_wall} s, peak RSS of all processes ${tree_rss} KB"
+}

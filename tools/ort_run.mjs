@@ -20,9 +20,11 @@ if (args.length === 0 || args.length % 3 !== 0) {
   process.exit(2);
 }
 try {
+  const sessions = new Map();  // a model named by several jobs is loaded once
   for (let i = 0; i < args.length; i += 3) {
     const [model, inDir, outDir] = args.slice(i, i + 3);
-    const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+    if (!sessions.has(model)) sessions.set(model, await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 }));
+    const session = sessions.get(model);
     const feeds = {};
     for (const name of session.inputNames) {
       const file = path.join(inDir, `${name}.npy`);

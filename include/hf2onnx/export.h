@@ -20,6 +20,16 @@ constexpr int kMaxOpset = 17;
 // (Optimum's ORTModel classes).
 enum class Layout { Hub, Optimum };
 
+// The verify stage (after every export, and `hf2onnx verify`): ONNX Runtime against libtorch eager at two
+// shapes, decoders' cached steps against one call, INT8 twins against their FP32 model.
+struct VerifyOptions {
+  bool enabled = true;       // export --no-verify: false
+  double atol = 1e-4;        // an output passes when max |ORT - reference| <= atol + rtol * max |reference|
+  double rtol = 1e-4;        // (float32 summation order moves large outputs, e.g. logits of 20, by ~1e-5 relative)
+  double min_cosine = 0.99;  // INT8 twins: every output but the caches at least this close to FP32
+  bool keep_failed = false;  // export --keep-failed: a model that fails verification is still written
+};
+
 struct ExportOptions {
   std::filesystem::path model_dir, out_dir;
   Layout layout = Layout::Hub;
@@ -29,6 +39,7 @@ struct ExportOptions {
   bool force_external_data = false;             // write model.onnx_data even below 2 GB (tests)
   std::optional<QuantizeOptions> quantize;      // --quantize: also write model_quantized.onnx
   bool follow_symlinks = false;                 // copy companion files linking outside the model folder
+  VerifyOptions verify;
 };
 
 struct ExportResult {
@@ -40,5 +51,16 @@ struct ExportResult {
 };
 
 ExportResult export_model(const ExportOptions& options);
+
+// `hf2onnx verify OUT_DIR [MODEL_DIR]`: the verify stage on an existing export folder (either layout). With
+// the checkpoint folder, against libtorch eager of its weights; without, each graph against itself (two shapes
+// run, cached steps against one call) and the INT8 twins against the FP32 files. Throws an Error naming the
+// failing file and output.
+struct VerifyFolderResult {
+  std::string summary;       // one line per checked file
+  bool eager = false;
+};
+VerifyFolderResult verify_folder(const std::filesystem::path& out_dir, const std::optional<std::filesystem::path>& model_dir,
+                                 const VerifyOptions& options);
 
 }  // namespace hf2onnx

@@ -111,6 +111,23 @@ int main(int argc, char** argv) {
     cmd->add_option("--exclude-nodes", q.exclude_nodes, "regex: nodes whose name or output matches stay float");
   };
   export_cmd->add_flag("--quantize", export_quantize, "also write model_quantized.onnx (dynamic INT8)");
+  // The verify stage (export) and the verify command share their tolerances.
+  VerifyOptions& vo = ex.verify;
+  bool no_verify = false;
+  export_cmd->add_flag("--no-verify", no_verify, "skip the verify stage (ONNX Runtime against libtorch at two shapes)");
+  export_cmd->add_flag("--keep-failed", vo.keep_failed, "write the files even when verification fails (exit code 1 all the same)");
+  std::string verify_dir, verify_model;
+  auto* verify_cmd = app.add_subcommand("verify", "check an export folder in ONNX Runtime: against libtorch eager when MODEL_DIR "
+                                                  "is given, else each graph against itself; INT8 twins against FP32");
+  verify_cmd->add_option("out_dir", verify_dir, "export folder (either layout)")->required();
+  verify_cmd->add_option("model_dir", verify_model, "the checkpoint folder it was exported from");
+  for (CLI::App* cmd : {export_cmd, verify_cmd}) {
+    cmd->add_option("--atol", vo.atol, "absolute tolerance: max |ONNX Runtime - reference| <= atol + rtol * max |reference|")
+        ->default_val(vo.atol);
+    cmd->add_option("--rtol", vo.rtol, "relative tolerance, of the output's largest magnitude")->default_val(vo.rtol);
+    cmd->add_option("--min-cosine", vo.min_cosine, "INT8 twins: the lowest cosine with FP32 an output may have")
+        ->default_val(vo.min_cosine);
+  }
   add_quantize_options(export_cmd);
 
   std::string q_in, q_out;
@@ -142,7 +159,7 @@ int main(int argc, char** argv) {
   bool list_json = false;
   list_cmd->add_flag("--json", list_json, "as a JSON array");
 
-  for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd, batch_cmd}) {
+  for (auto* sub : {export_cmd, quantize_cmd, inspect_cmd, list_cmd, batch_cmd, verify_cmd}) {
     sub->add_flag("-v,--verbose", verbose, "more log output (debug)");
     sub->add_flag("-q,--quiet", quiet, "only warnings and errors");
   }
@@ -184,7 +201,12 @@ int main(int argc, char** argv) {
       if (ex.model_dir != model_arg) spdlog::info("{}: {} in the Hugging Face cache", model_arg, ex.model_dir.string());
       if (!report.empty()) ex.report = report;
       if (export_quantize) ex.quantize = q;
+      ex.verify.enabled = !no_verify;
       export_plugin().export_model(ex);
+    } else if (*verify_cmd) {
+      std::optional<fs::path> model_dir;
+      if (!verify_model.empty()) model_dir = hf::resolve_model(verify_model, "main");
+      export_plugin().verify_folder(verify_dir, model_dir, ex.verify);
     } else if (*quantize_cmd) {
       if (!q_report.empty()) q.report = q_report;
       if (fs::is_directory(q_in)) quantize_folder(q_in, q);

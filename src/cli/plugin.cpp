@@ -3,6 +3,6 @@
 
 extern "C" __attribute__((visibility("default"))) const hf2onnx::ExportPlugin* hf2onnx_export_plugin() {
   static const hf2onnx::ExportPlugin plugin{&hf2onnx::export_model, &hf2onnx::architecture_table,
-                                            &hf2onnx::family_tasks};
+                                            &hf2onnx::family_tasks, &hf2onnx::verify_folder};
   return &plugin;
 }

@@ -14,6 +14,8 @@ struct ExportPlugin {
   ExportResult (*export_model)(const ExportOptions& options);
   const std::vector<ArchEntry>& (*architecture_table)();
   std::vector<Task> (*family_tasks)(const std::string& family);
+  VerifyFolderResult (*verify_folder)(const std::filesystem::path& out_dir, const std::optional<std::filesystem::path>& model_dir,
+                                      const VerifyOptions& options);
 };
 
 // Loads the plugin installed beside the executable (once); throws an Error naming what is missing.

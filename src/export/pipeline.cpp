@@ -13,6 +13,7 @@
 #include "common/scratch.h"
 #include "common/npy.h"
 #include "export/lower_graph.h"
+#include "export/verify_graphs.h"
 #include "onnx/check.h"
 #include "onnx/merge_decoders.h"
 #include "onnx/writer.h"
@@ -87,50 +88,6 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
   std::vector<GraphIO> out;
   for (const auto& s : specs) out.push_back({s.name, s.dims});
   return out;
-}
-
-// The INT8 check's input as .npy files, one per model input: the second trace shape with more rows and
-// positions than the trace needs (the check compares outputs row by row; 5 x 6 as before the traces shrank).
-std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) {
-  DimSizes dims = trace_shapes()[1];
-  dims.erase("frames");  // trace-only: the model's own input length
-  dims["batch_size"] = 5;
-  dims["sequence_length"] = 6;
-  if (std::any_of(model.inputs.begin(), model.inputs.end(), [](const TensorSpec& s) { return s.name == "input_features"; }))
-    dims["batch_size"] = 2;  // 30 s of audio per row: two rows keep the check short
-  std::vector<torch::Tensor> tensors = model.example_inputs(dims);
-  fs::create_directories(dir);
-  for (size_t i = 0; i < model.inputs.size(); ++i) {
-    torch::Tensor t = tensors.at(i).scalar_type() == torch::kLong ? tensors[i].contiguous()
-                                                                 : tensors[i].to(torch::kFloat).contiguous();
-    NpyArray a;
-    a.dtype = t.scalar_type() == torch::kLong ? "<i8" : "<f4";
-    a.shape.assign(t.sizes().begin(), t.sizes().end());
-    const auto* p = static_cast<const uint8_t*>(t.data_ptr());
-    a.bytes.assign(p, p + t.nbytes());
-    write_npy(dir / (model.inputs[i].name + ".npy"), a);
-  }
-  std::string s;  // the dynamic sizes this graph's inputs use
-  for (const auto& [name, size] : dims) {
-    bool used = false;
-    for (const auto& in : model.inputs) used = used || std::count(in.dims.begin(), in.dims.end(), name) > 0;
-    if (used) s += (s.empty() ? "" : ", ") + name + " " + std::to_string(size);
-  }
-  return "example input (" + s + ")";
-}
-
-// INT8 against FP32 in ONNX Runtime on this machine, on the exporter's example input (staged files). Its
-// inputs and outputs live in `tmp` (inside the staging folder: removed with it on any failure or signal).
-Int8Check check_int8(const ExportGraph& model, const fs::path& fp32, const fs::path& int8, const fs::path& tmp) {
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{tmp};
-  const std::string input = write_example_inputs(model, tmp / "inputs");
-  return with_context(int8.filename().string(), [&] { return compare_int8(fp32, int8, tmp / "inputs", input); });
 }
 
 // A companion file that is a symbolic link is copied only when its target lies inside the model folder
@@ -364,8 +321,87 @@ ExportResult export_model(const ExportOptions& opt) {
   for (const char* f : kCompanionFiles)
     if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
   declare_external_data(out);
-  for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
   result.stage_seconds.emplace_back("write", sw.seconds());
+  spdlog::info("wrote {} file{} in {:.2f} s", out.staged_files().size(), out.staged_files().size() == 1 ? "" : "s", sw.seconds());
+
+  // What the report says of each graph, taken before the exporter's buffers are released for the verify stage.
+  nlohmann::json graphs_report = nlohmann::json::array();
+  auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& vi : vis) {
+      nlohmann::json dims = nlohmann::json::array();
+      for (const auto& d : vi.type().tensor_type().shape().dim())
+        dims.push_back(d.has_dim_param() ? nlohmann::json(d.dim_param()) : nlohmann::json(d.dim_value()));
+      a.push_back({{"name", vi.name()}, {"elem_type", onnx::TensorProto_DataType_Name(vi.type().tensor_type().elem_type())}, {"dims", dims}});
+    }
+    return a;
+  };
+  for (size_t i = 0; i < lowered.size(); ++i) {
+    const onnx::GraphProto& g = lowered[i].model.graph();
+    std::map<std::string, int> op_counts;
+    for (const auto& n : g.node()) op_counts[n.op_type()]++;
+    graphs_report.push_back({{"file", file_of(model->graphs[i].kind)}, {"node_count", g.node_size()},
+                             {"op_counts", op_counts}, {"inputs", io(g.input())}, {"outputs", io(g.output())}});
+  }
+  lowered.clear();
+
+  // The verify stage: the written files in ONNX Runtime against libtorch eager with the real weights.
+  std::string failure;
+  std::optional<Verification> verification;
+  if (opt.verify.enabled) {
+    sw = Stopwatch();
+    for (size_t i = 0; i < int8_checks.size() && failure.empty(); ++i)
+      failure = int8_floor_failure(int8_checks[i].first, file_of(model->graphs[i].kind), int8_checks[i].second,
+                                   opt.verify.min_cosine);
+    // Memory: libtorch's forward reads every weight (bf16 / fp16 ones converted to float32 for it, then freed),
+    // then ONNX Runtime loads the float32 files; one after the other, so the peak is about one float32 copy.
+    const uint64_t need = loaded.bytes + loaded.bytes / 2 + (512ull << 20), available = memory_available();
+    if (!failure.empty()) {
+    } else if (available > 0 && need > available) {
+      spdlog::warn("not verified: the float32 model ({}) needs about {} to run in libtorch and then in ONNX Runtime, "
+                   "and this machine has {} available (hf2onnx verify OUT_DIR MODEL_DIR runs it on a larger machine)",
+                   format_bytes(loaded.bytes), format_bytes(need), format_bytes(available));
+      verification = Verification{};
+      verification->not_done = "the float32 model (" + format_bytes(loaded.bytes) + ") needs about " + format_bytes(need) +
+                               ", " + format_bytes(available) + " available";
+    } else {
+      std::map<GraphKind, fs::path> files;
+      for (const ExportGraph& g : model->graphs) files[g.kind] = out.stage(file_of(g.kind));
+      if (merge) files[GraphKind::DecoderMerged] = out.stage(file_of(GraphKind::DecoderMerged));
+      std::map<std::string, torch::Tensor> converted;  // bf16 / fp16 weights as float32, for libtorch's forward
+      for (auto& item : model->module->named_parameters(true)) {
+        auto it = loaded.deferred.find(loaded.checkpoint_keys.at(item.key()));
+        if (it == loaded.deferred.end()) continue;
+        converted[item.key()] = item.value().data();
+        item.value().set_data(to_float_tensor(*it->second));
+      }
+      const fs::path tmp = out.stage(".verify");
+      struct Cleanup {
+        fs::path dir;
+        ~Cleanup() {
+          std::error_code ec;
+          fs::remove_all(dir, ec);
+        }
+      } cleanup{tmp};
+      // Once libtorch is done: the converted weights freed, the mapped ones' pages handed back, before ONNX Runtime
+      // loads its own copy.
+      auto release = [&] {
+        for (auto& item : model->module->named_parameters(true)) {
+          if (converted.count(item.key())) item.value().set_data(converted[item.key()]);
+          else MappedFile::release_pages(item.value().data_ptr(), item.value().nbytes());
+        }
+        converted.clear();
+      };
+      verification = with_context("verify", [&] { return verify_graphs(*model, files, tmp, opt.verify, /*eager=*/true, release); });
+      if (!verification->ran)
+        spdlog::warn("not verified: {} (tools/setup.sh installs ONNX Runtime)", verification->not_done);
+      else
+        spdlog::info("checked in ONNX Runtime against libtorch at two shapes: {} in {:.2f} s", verification->summary(),
+                     stage("verify", sw));
+      failure = verification->failure_message();
+    }
+  }
+  for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
   result.stage_seconds.emplace_back("total", total.seconds());
 
   if (opt.report) {  // written before the commit, so that a report that cannot be written leaves nothing
@@ -374,25 +410,10 @@ ExportResult export_model(const ExportOptions& opt) {
     r["task"] = result.task;
     r["opset"] = result.opset;
     r["node_count"] = result.node_count;
-    auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
-      nlohmann::json a = nlohmann::json::array();
-      for (const auto& vi : vis) {
-        nlohmann::json dims = nlohmann::json::array();
-        for (const auto& d : vi.type().tensor_type().shape().dim())
-          dims.push_back(d.has_dim_param() ? nlohmann::json(d.dim_param()) : nlohmann::json(d.dim_value()));
-        a.push_back({{"name", vi.name()}, {"elem_type", onnx::TensorProto_DataType_Name(vi.type().tensor_type().elem_type())}, {"dims", dims}});
-      }
-      return a;
-    };
-    for (size_t i = 0; i < lowered.size(); ++i) {
-      const onnx::GraphProto& g = lowered[i].model.graph();
-      std::map<std::string, int> op_counts;
-      for (const auto& n : g.node()) op_counts[n.op_type()]++;
-      nlohmann::json j = {{"file", file_of(model->graphs[i].kind)}, {"node_count", g.node_size()},
-                          {"op_counts", op_counts}, {"inputs", io(g.input())}, {"outputs", io(g.output())}};
-      if (lowered.size() == 1) r.update(j);  // single-graph models: at the top level, as before
-      r["graphs"].push_back(j);
-    }
+    if (graphs_report.size() == 1) r.update(graphs_report[0]);  // single-graph models: at the top level, as before
+    r["graphs"] = graphs_report;
+    r["verification"] = verification ? verification->to_json() : nlohmann::json{{"ran", false}, {"not_done", "--no-verify"}};
+    if (!failure.empty()) r["verification"]["failure"] = failure;
     for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
     for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
     for (size_t i = 0; i < quantized.size(); ++i) {
@@ -407,8 +428,13 @@ ExportResult export_model(const ExportOptions& opt) {
                        {"bytes", checkpoint.total_bytes()}};
     out.add_side_file(*opt.report, r.dump(2) + "\n");
   }
+  if (!failure.empty()) {
+    if (!opt.verify.keep_failed) throw Error("verification failed: " + failure + " (nothing written; --keep-failed keeps the files)");
+    out.commit();
+    throw Error("verification failed: " + failure + " (files kept in " + out.final_dir().string() + " by --keep-failed)");
+  }
   out.commit();
-  spdlog::info("wrote {} in {:.2f} s", out.final_dir().string(), sw.seconds());
+  spdlog::info("exported {} in {:.2f} s", out.final_dir().string(), total.seconds());
   return result;
 }
 

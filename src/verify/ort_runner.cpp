@@ -130,14 +130,20 @@ std::vector<std::string> OrtRunner::node_command(OrtCpu cpu) const {
   return argv;
 }
 
-void OrtRunner::run(const std::vector<OrtJob>& jobs, OrtCpu cpu) const {
-  std::vector<std::string> argv = node_command(cpu);
-  argv.push_back(script_.string());
+void OrtRunner::run(const std::vector<OrtJob>& jobs, OrtCpu cpu, int threads) const {
+  std::vector<std::string> args = {"--threads", std::to_string(threads)};
   for (const auto& j : jobs) {
-    argv.push_back(j.model.string());
-    argv.push_back(j.in_dir.string());
-    argv.push_back(j.out_dir.string());
+    args.push_back(j.model.string());
+    args.push_back(j.in_dir.string());
+    args.push_back(j.out_dir.string());
   }
+  run_tool(script_.filename().string(), args, cpu);
+}
+
+void OrtRunner::run_tool(const std::string& script, const std::vector<std::string>& args, OrtCpu cpu) const {
+  std::vector<std::string> argv = node_command(cpu);
+  argv.push_back((script_.parent_path() / script).string());
+  argv.insert(argv.end(), args.begin(), args.end());
   std::string err;
   const int status = spawn(argv, err);
   while (!err.empty() && err.back() == '\n') err.pop_back();

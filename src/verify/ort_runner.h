@@ -24,8 +24,10 @@ class OrtRunner {
   // (a path to ort_run.mjs; when set, the only candidate), then <executable dir>/../tools,
   // <executable dir>/../share/hf2onnx and the source checkout's tools/. Sets `why` when not found.
   static std::optional<OrtRunner> find(std::string* why = nullptr);
-  // Runs every job in one ONNX Runtime process (1 intra-op thread); throws an Error with its stderr.
-  void run(const std::vector<OrtJob>& jobs, OrtCpu cpu = OrtCpu::Native) const;
+  // Runs every job in one ONNX Runtime process (`threads` intra-op threads); throws an Error with its stderr.
+  void run(const std::vector<OrtJob>& jobs, OrtCpu cpu = OrtCpu::Native, int threads = 1) const;
+  // Runs another script of the runner's folder (tools/ort_steps.mjs, ...) with `args`; throws like run().
+  void run_tool(const std::string& script, const std::vector<std::string>& args, OrtCpu cpu = OrtCpu::Native) const;
   // The command that runs a node script (ort_run.mjs or another tool beside it) on `cpu`:
   // [qemu-x86_64 -cpu Haswell] node.
   std::vector<std::string> node_command(OrtCpu cpu) const;

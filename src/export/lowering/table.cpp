@@ -1,8 +1,16 @@
 #include "export/lowering/table.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
+
+bool test_fault(const char* name) {
+  const char* f = std::getenv("HF2ONNX_TEST_FAULT");
+  return f && std::strcmp(f, name) == 0;
+}
 
 void LoweringTable::add(const std::string& op, int since_opset, LowerFn fn) {
   if (!entries_[op].emplace(since_opset, fn).second)

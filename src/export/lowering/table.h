@@ -26,7 +26,12 @@ class LoweringTable {
 };
 
 
-const LoweringTable& lowering_table();  // built once by register_all_ops()
+const LoweringTable& lowering_table();
+
+// Test-only faults, to prove that the verify stage catches a wrong lowering: HF2ONNX_TEST_FAULT names one
+// ("cumsum_off_by_one": positions start at 1; "layer_norm_default_eps": the config's layer_norm_eps ignored).
+// Never set outside the tests.
+bool test_fault(const char* name);  // built once by register_all_ops()
 
 void register_elementwise_ops(LoweringTable& table);
 void register_shape_ops(LoweringTable& table);
