@@ -4,15 +4,12 @@
 #   tools/bench.sh [WORK_DIR]     (default /tmp/hf2onnx-bench; needs ~1 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh >/dev/null
-work=${1:-/tmp/hf2onnx-bench}
-mkdir -p "$work"
+source tools/bench_lib.sh
 [ -f "$work/bert-base/model.safetensors" ] || build/make_checkpoint bert-base "$work/bert-base"
 ckpt_bytes=$(stat -c %s "$work/bert-base/model.safetensors")
 
 runs=3
-source tools/bench_lib.sh
-measure export "$work/bert-base-onnx" build/hf2onnx export -q --layout optimum "$work/bert-base" "$work/bert-base-onnx"
+measure export "$work/bert-base-onnx" build/hf2onnx export -q --no-verify --layout optimum "$work/bert-base" "$work/bert-base-onnx"
 onnx_bytes=$(stat -c %s "$work/bert-base-onnx/model.onnx")
 ratio=$(awk "BEGIN{printf \"%.2f\", $best_rss*1024/$ckpt_bytes}")
 

@@ -6,21 +6,18 @@
 # Writes the "decoders" section of docs/benchmarks.md.   tools/bench_decoders.sh [WORK_DIR]   (needs ~12 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh >/dev/null
-work=${1:-/tmp/hf2onnx-bench}
-mkdir -p "$work"
 source tools/bench_lib.sh
 
 [ -f "$work/gpt2/model.safetensors" ] || build/make_checkpoint gpt2 "$work/gpt2"
 gpt2_bytes=$(stat -c %s "$work/gpt2/model.safetensors")
 runs=3
-measure "gpt2 export" "$work/gpt2-onnx" build/hf2onnx export -q --layout optimum "$work/gpt2" "$work/gpt2-onnx"
+measure "gpt2 export" "$work/gpt2-onnx" build/hf2onnx export -q --no-verify --layout optimum "$work/gpt2" "$work/gpt2-onnx"
 gpt2_wall=$best_wall; gpt2_rss=$best_rss
 
 [ -f "$work/llama-1.1b/model.safetensors" ] || build/make_checkpoint llama-1.1b "$work/llama-1.1b"
 llama_bytes=$(stat -c %s "$work/llama-1.1b/model.safetensors")
 runs=1
-measure "llama export" "$work/llama-onnx" build/hf2onnx export -q --layout optimum "$work/llama-1.1b" "$work/llama-onnx"
+measure "llama export" "$work/llama-onnx" build/hf2onnx export -q --no-verify --layout optimum "$work/llama-1.1b" "$work/llama-onnx"
 llama_wall=$best_wall; llama_rss=$best_rss
 fp32_bytes=$(( $(stat -c %s "$work/llama-onnx/model.onnx") + $(stat -c %s "$work/llama-onnx/model.onnx_data") ))
 measure "llama quantize" "$work/llama-onnx/model_quantized.onnx" \

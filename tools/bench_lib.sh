@@ -1,5 +1,10 @@
-# Shared by the benchmark scripts (sourced). Needs $work and $runs. The scripts export with --layout optimum
-# (every file at the root of the output folder; the layout does not change the work done).
+# Shared by the benchmark scripts, sourced from the project root: installs what the set-up installs, and makes the
+# work folder $work (the script's first argument, default /tmp/hf2onnx-bench). measure needs $runs. The scripts
+# export with --layout optimum (every file at the root of the output folder; the layout does not change the work)
+# and --no-verify (the export itself; what the verify stage adds is measured by tools/bench_verify.sh).
+tools/setup.sh >/dev/null
+work=${1:-/tmp/hf2onnx-bench}
+mkdir -p "$work"
 
 # measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
 # CLEANUP_PATH first); sets best_wall (lowest seconds), all_walls ("a / b / c") and best_rss (highest KB).

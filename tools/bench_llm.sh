@@ -8,9 +8,6 @@
 # Writes the "llm" section of docs/benchmarks.md.   tools/bench_llm.sh [WORK_DIR]   (needs ~60 GB of disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh >/dev/null
-work=${1:-/tmp/hf2onnx-bench}
-mkdir -p "$work"
 source tools/bench_lib.sh
 
 faults() { sed -n 's/.*Minor (reclaiming a frame) page faults: //p' "$work/time.txt"; }
@@ -19,7 +16,7 @@ faults() { sed -n 's/.*Minor (reclaiming a frame) page faults: //p' "$work/time.
 [ -f "$work/qwen2-0.5b/model.safetensors" ] || build/make_checkpoint qwen2-0.5b "$work/qwen2-0.5b"
 q_bytes=$(stat -c %s "$work/qwen2-0.5b/model.safetensors")
 runs=3
-measure "qwen2 export" "$work/qwen2-onnx" build/hf2onnx export -q --layout optimum "$work/qwen2-0.5b" "$work/qwen2-onnx"
+measure "qwen2 export" "$work/qwen2-onnx" build/hf2onnx export -q --no-verify --layout optimum "$work/qwen2-0.5b" "$work/qwen2-onnx"
 q_wall="$best_wall ($all_walls)"; q_rss=$best_rss
 runs=1
 measure "qwen2 quantize" "$work/qwen2-onnx/model_quantized.onnx" \
@@ -36,14 +33,14 @@ l=$work/llama-1.1b
 l_bytes=$(stat -c %s "$l/model.safetensors")
 cat "$l/model.safetensors" > /dev/null
 runs=1  # a process's fixed page faults (libtorch's start-up, the tiny fixture's trace): the export of models/llama
-measure "tiny llama export" "$work/tiny-onnx" build/hf2onnx export -q --layout optimum models/llama "$work/tiny-onnx"
+measure "tiny llama export" "$work/tiny-onnx" build/hf2onnx export -q --no-verify --layout optimum models/llama "$work/tiny-onnx"
 tiny_faults=$(faults)
 rm -rf "$work/tiny-onnx"
 runs=3
 measure "cp 1.1b" "$work/llama-copy" cp -r "$l" "$work/llama-copy"
 lcp_wall="$best_wall ($all_walls)"; lcp_faults=$(faults)
 rm -rf "$work/llama-copy"
-measure "llama export" "$work/llama-onnx" build/hf2onnx export -q --layout optimum "$l" "$work/llama-onnx"
+measure "llama export" "$work/llama-onnx" build/hf2onnx export -q --no-verify --layout optimum "$l" "$work/llama-onnx"
 l_wall="$best_wall ($all_walls)"; l_rss=$best_rss; l_faults=$(faults)
 l_out=$(cat "$work/llama-onnx"/model.onnx* | wc -c)
 rm -rf "$work/llama-onnx"
@@ -57,7 +54,7 @@ runs=1
 measure "cp checkpoint" "$work/mistral-copy" cp -r "$m" "$work/mistral-copy"
 cp_wall=$best_wall; cp_faults=$(faults)
 rm -rf "$work/mistral-copy"
-measure "mistral export" "$work/mistral-onnx" build/hf2onnx export -q --layout optimum "$m" "$work/mistral-onnx"
+measure "mistral export" "$work/mistral-onnx" build/hf2onnx export -q --no-verify --layout optimum "$m" "$work/mistral-onnx"
 m_wall=$best_wall; m_rss=$best_rss; m_faults=$(faults)
 m_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
 measure "mistral quantize" "$work/mistral-onnx/model_quantized.onnx" \

@@ -5,9 +5,6 @@
 # Writes the "verify" section of docs/benchmarks.md.   tools/bench_verify.sh [WORK_DIR]   (needs ~14 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh >/dev/null
-work=${1:-/tmp/hf2onnx-bench}
-mkdir -p "$work"
 source tools/bench_lib.sh
 
 rows=""

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "common/temp_dir.h"
 #include "common/mapped_file.h"
 #include "common/scratch.h"
 #include "common/npy.h"
@@ -376,13 +377,7 @@ ExportResult export_model(const ExportOptions& opt) {
         item.value().set_data(to_float_tensor(*it->second));
       }
       const fs::path tmp = out.stage(".verify");
-      struct Cleanup {
-        fs::path dir;
-        ~Cleanup() {
-          std::error_code ec;
-          fs::remove_all(dir, ec);
-        }
-      } cleanup{tmp};
+      RemovedOnExit cleanup{tmp};
       // Once libtorch is done: the converted weights freed, the mapped ones' pages handed back, before ONNX Runtime
       // loads its own copy.
       auto release = [&] {
@@ -398,6 +393,7 @@ ExportResult export_model(const ExportOptions& opt) {
       else
         spdlog::info("checked in ONNX Runtime against libtorch at two shapes: {} in {:.2f} s", verification->summary(),
                      stage("verify", sw));
+      if (verification->ran && !verification->not_done.empty()) spdlog::info("verify: {}", verification->not_done);
       failure = verification->failure_message();
     }
   }

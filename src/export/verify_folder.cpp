@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log.h"
+#include "common/temp_dir.h"
 #include "export/verify_graphs.h"
 #include "hf/checkpoint.h"
 #include "hf/config.h"
@@ -68,13 +69,7 @@ VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs
   if (fs::exists(merged)) files[GraphKind::DecoderMerged] = merged;
 
   const fs::path tmp = fs::temp_directory_path() / ("hf2onnx-verify-" + std::to_string(::getpid()));
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{tmp};
+  RemovedOnExit cleanup{tmp};
   Verification v = with_context("verify", [&] { return verify_graphs(*model, files, tmp / "graphs", opt, eager); });
   if (!v.ran) throw Error("not verified: " + v.not_done + " (tools/setup.sh installs ONNX Runtime)");
   VerifyFolderResult result;

@@ -8,6 +8,7 @@
 //  - CLIPModel (both towers and logit_scale, from a CLIPConfig): logits_per_image, logits_per_text, text_embeds,
 //    image_embeds.
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "hf2onnx/error.h"
@@ -279,6 +280,27 @@ void expect_model_type(const hf::Config& config, const std::string& type, const 
     config.fail("model_type", "= '" + *t + "': only a " + config_class + " (model_type " + type + ") is supported here");
 }
 
+// A tower's outputs as Optimum names and orders them: with a projection (embeds_name, last_hidden_state), the
+// projected pooled row first; without, (last_hidden_state, pooler_output). `tower` maps the graph's inputs to
+// (last_hidden_state, pooled).
+using Tower = std::function<std::pair<torch::Tensor, torch::Tensor>(const std::vector<torch::Tensor>&)>;
+void set_tower_outputs(ExportGraph& g, const Tower& tower, layers::Linear projection, const std::string& embeds_name,
+                       const std::vector<std::string>& hidden_dims) {
+  if (projection) {
+    g.outputs = {{embeds_name, torch::kFloat, {"batch_size", ""}}, {"last_hidden_state", torch::kFloat, hidden_dims}};
+    g.forward = [tower, projection](const std::vector<torch::Tensor>& in) mutable {
+      auto [hidden, pooled] = tower(in);
+      return std::vector<torch::Tensor>{projection->forward(pooled), hidden};
+    };
+  } else {
+    g.outputs = {{"last_hidden_state", torch::kFloat, hidden_dims}, {"pooler_output", torch::kFloat, {"batch_size", ""}}};
+    g.forward = [tower](const std::vector<torch::Tensor>& in) {
+      auto [hidden, pooled] = tower(in);
+      return std::vector<torch::Tensor>{hidden, pooled};
+    };
+  }
+}
+
 std::vector<torch::Tensor> example_pixels(const VisionConfig& c, int64_t batch) {
   return {torch::randn({batch, c.num_channels, c.image_size, c.image_size})};
 }
@@ -306,20 +328,9 @@ std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx) {
   m->graph().example_inputs = [specs = m->graph().inputs, c](const DimSizes& d) {
     return layers::make_text_inputs(specs, c.vocab_size, d);
   };
-  const std::vector<std::string> hidden_dims = {"batch_size", "sequence_length", ""};
-  if (projection) {  // Optimum's order for CLIPTextModelWithProjection
-    m->graph().outputs = {{"text_embeds", torch::kFloat, {"batch_size", ""}}, {"last_hidden_state", torch::kFloat, hidden_dims}};
-    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
-      auto [hidden, pooled] = model->text_model->forward(in[0], in[1]);
-      return std::vector<torch::Tensor>{model->text_projection(pooled), hidden};
-    };
-  } else {
-    m->graph().outputs = {{"last_hidden_state", torch::kFloat, hidden_dims}, {"pooler_output", torch::kFloat, {"batch_size", ""}}};
-    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
-      auto [hidden, pooled] = model->text_model->forward(in[0], in[1]);
-      return std::vector<torch::Tensor>{hidden, pooled};
-    };
-  }
+  set_tower_outputs(
+      m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], in[1]); },
+      model->text_projection, "text_embeds", {"batch_size", "sequence_length", ""});
   return m;
 }
 
@@ -342,20 +353,9 @@ std::shared_ptr<ExportModel> build_clip_vision(const BuildContext& ctx) {
     torch::manual_seed(0);
     return example_pixels(c, d.at("batch_size"));
   };
-  const std::vector<std::string> hidden_dims = {"batch_size", std::to_string(c.num_positions()), ""};
-  if (projection) {  // Optimum's order for CLIPVisionModelWithProjection
-    m->graph().outputs = {{"image_embeds", torch::kFloat, {"batch_size", ""}}, {"last_hidden_state", torch::kFloat, hidden_dims}};
-    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
-      auto [hidden, pooled] = model->vision_model->forward(in[0]);
-      return std::vector<torch::Tensor>{model->visual_projection(pooled), hidden};
-    };
-  } else {
-    m->graph().outputs = {{"last_hidden_state", torch::kFloat, hidden_dims}, {"pooler_output", torch::kFloat, {"batch_size", ""}}};
-    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
-      auto [hidden, pooled] = model->vision_model->forward(in[0]);
-      return std::vector<torch::Tensor>{hidden, pooled};
-    };
-  }
+  set_tower_outputs(
+      m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->vision_model->forward(in[0]); },
+      model->visual_projection, "image_embeds", {"batch_size", std::to_string(c.num_positions()), ""});
   return m;
 }
 

@@ -62,6 +62,7 @@ std::shared_ptr<ExportModel> build_decoder(const BuildContext& ctx, const Config
     layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size,
                            "last_hidden_state", c.hidden_size);
     m->graph().forward = layers::hidden_states_forward(model);
+    m->graph().steps_may_differ = c.rope.per_call_frequencies();
     return m;
   }
   if (ctx.task != Task::TextGeneration)
@@ -72,6 +73,7 @@ std::shared_ptr<ExportModel> build_decoder(const BuildContext& ctx, const Config
   layers::set_decoder_io(*m, c.num_hidden_layers, c.num_key_value_heads, c.head_dim, c.vocab_size, "logits",
                          c.vocab_size);
   m->graph().forward = layers::causal_lm_forward(model->model.ptr(), model->lm_head, model->model->embed_tokens->weight);
+  m->graph().steps_may_differ = c.rope.per_call_frequencies();
   return m;
 }
 

@@ -75,6 +75,9 @@ struct ExportGraph {
   std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> forward;
   // Example inputs at the given dynamic sizes (valid ids, masks with padding) for tracing and tests.
   std::function<std::vector<torch::Tensor>(const DimSizes&)> example_inputs;
+  // A decoder whose prefill + cached steps may legitimately differ from one call (e.g. rope scaling that depends
+  // on each call's length): why, and the verify stage then does not compare them. "" for every other graph.
+  std::string steps_may_differ;
 };
 
 struct ExportModel {

@@ -50,6 +50,14 @@ RotaryConfig RotaryConfig::from(const hf::Config& raw, int64_t head_dim, int64_t
   return c;
 }
 
+std::string RotaryConfig::per_call_frequencies() const {
+  if (scaling == Scaling::Dynamic)
+    return "dynamic NTK rope scaling computes its base from each call's total length (so does transformers)";
+  if (scaling == Scaling::LongRope)
+    return "longrope takes short or long factors from each call's largest position (so does transformers)";
+  return "";
+}
+
 RotaryConfig RotaryConfig::unscaled(const hf::Config& raw, int64_t head_dim, int64_t default_max_positions) {
   RotaryConfig c;
   c.dim = head_dim;

@@ -32,6 +32,9 @@ struct RotaryConfig {
                            bool phi3 = false);
   // rope_theta only: families whose rotary embedding never reads rope_scaling (Mistral, Qwen2, Gemma in 4.44).
   static RotaryConfig unscaled(const hf::Config& raw, int64_t head_dim, int64_t default_max_positions);
+  // Why a prefill and cached steps may give other logits than one call on the same tokens ("" when they cannot):
+  // scalings that choose their frequencies from each call's length, as transformers does.
+  std::string per_call_frequencies() const;
 };
 
 struct RotaryEmbedding {
