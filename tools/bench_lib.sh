@@ -60,8 +60,8 @@ measure_tree() {
   setsid "$@" &
   sid=$!
   while kill -0 "$sid" 2>/dev/null; do
-    now=$(ps -o rss= -s "$sid" 2>/dev/null | awk '{s += $1} END {print s + 0}')
-    [ "$now" -gt "$peak" ] && peak=$now
+    now=$({ ps -o rss= -s "$sid" 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')  # ps fails once it has exited
+    if [ "$now" -gt "$peak" ]; then peak=$now; fi
     sleep 0.05
   done
   wait "$sid"

@@ -17,7 +17,7 @@ for preset in bert-base llama-1.1b; do
       measure_tree "$preset export $mode run $i" "$work/$preset-v" build/hf2onnx export -q $mode --layout optimum "$work/$preset" "$work/$preset-v"
       walls+="${walls:+ / }$tree_wall"
       if [ -z "$best" ] || awk "BEGIN{exit !($tree_wall < $best)}"; then best=$tree_wall; fi
-      [ "$tree_rss" -gt "$rss" ] && rss=$tree_rss
+      if [ "$tree_rss" -gt "$rss" ]; then rss=$tree_rss; fi
     done
     if [ -n "$mode" ]; then plain_wall=$best; plain_rss=$rss; plain_walls=$walls; else wall=$best; vrss=$rss; vwalls=$walls; fi
   done

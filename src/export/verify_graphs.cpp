@@ -234,10 +234,10 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
     size_t shape;
     fs::path file, dir;
     std::string what;
+    fs::path out;  // ONNX Runtime's outputs: dir/ort, or for a decoder whose cache is checked, the steps' one call
   };
   auto run_dir = [&](GraphKind kind, size_t shape) { return tmp / (std::string(graph_file_stem(kind)) + "_" + std::to_string(shape)); };
   std::vector<Run> runs;
-  std::vector<OrtJob> jobs;
   // Whisper's encoder reads 30 s of audio per row whatever the shape (its declared input size): rows 1 and 2
   // rather than 1 and 4 (whisper-small: 98 s of verification at 1 + 4 rows, most of it the encoder).
   const bool long_rows = std::any_of(model.graphs.begin(), model.graphs.end(),
@@ -257,31 +257,14 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
         fs::create_directories(dir / "expected");
         for (size_t i = 0; i < outputs.size(); ++i) write_npy(dir / "expected" / (g.outputs[i].name + ".npy"), to_npy(outputs[i]));
       }
-      runs.push_back({&g, k, it->second, dir, describe(d, g.inputs)});
-      jobs.push_back({it->second, dir / "in", dir / "ort"});
+      runs.push_back({&g, k, it->second, dir, describe(d, g.inputs), dir / "ort"});
     }
   }
-  spdlog::debug("verify: inputs{} for {} runs in {:.2f} s", eager ? " and libtorch's outputs" : "", runs.size(), sw.seconds());
-  if (release_weights) release_weights();
-  Stopwatch phase;
-  runner->run(jobs, OrtCpu::Native, threads);
-  spdlog::debug("verify: ONNX Runtime ran them in {:.2f} s", phase.seconds());
-  for (const Run& r : runs)
-    for (const TensorSpec& o : r.graph->outputs) {
-      const NpyArray got = read_npy(r.dir / "ort" / (o.name + ".npy"));
-      if (eager) {
-        const NpyArray want = read_npy(r.dir / "expected" / (o.name + ".npy"));
-        v.checks.push_back(compare(r.file.filename().string(), o.name, "against libtorch, " + r.what, got, &want, opt));
-      } else {
-        v.checks.push_back(compare(r.file.filename().string(), o.name, "finite at " + r.what, got, nullptr, opt));
-      }
-    }
-
-  phase = Stopwatch();
-  // KV caches: a prefill then two cached steps of one token against the one call above, on the same inputs.
+  // KV caches: a prefill then two cached steps of one token against one call on the same inputs, in one process
+  // per decoder whose one call is also the run compared with libtorch.
   constexpr int kSteps = 2;
-  std::map<std::pair<std::string, std::string>, std::vector<const Run*>> chains;  // (full, step) file → its runs
-  for (const Run& r : runs) {
+  std::map<std::pair<std::string, std::string>, std::vector<Run*>> chains;  // (full, step) file → its runs
+  for (Run& r : runs) {
     if (!r.graph->steps_may_differ.empty()) {
       if (r.shape == 0) v.not_done += (v.not_done.empty() ? "" : "; ") + std::string("cached steps not compared: ") + r.graph->steps_may_differ;
       continue;
@@ -291,6 +274,17 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
     else if (r.graph->kind == GraphKind::Decoder && files.count(GraphKind::DecoderWithPast))
       chains[{r.file.string(), files.at(GraphKind::DecoderWithPast).string()}].push_back(&r);
   }
+  for (auto& [models, chain_runs] : chains)
+    for (Run* r : chain_runs) r->out = r->dir / "steps" / "full";
+  std::vector<OrtJob> jobs;
+  for (const Run& r : runs)
+    if (r.out == r.dir / "ort") jobs.push_back({r.file, r.dir / "in", r.out});
+  spdlog::debug("verify: inputs{} for {} runs in {:.2f} s", eager ? " and libtorch's outputs" : "", runs.size(), sw.seconds());
+  if (release_weights) release_weights();
+  Stopwatch phase;
+  if (!jobs.empty()) runner->run(jobs, OrtCpu::Native, threads);
+  spdlog::debug("verify: ONNX Runtime ran {} of them in {:.2f} s", jobs.size(), phase.seconds());
+  phase = Stopwatch();
   for (const auto& [models, chain_runs] : chains) {
     std::vector<std::string> args = {models.first, models.second};
     for (const Run* r : chain_runs) {
@@ -311,6 +305,16 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
     }
   }
   spdlog::debug("verify: cached steps in {:.2f} s", phase.seconds());
+  for (const Run& r : runs)
+    for (const TensorSpec& o : r.graph->outputs) {
+      const NpyArray got = read_npy(r.out / (o.name + ".npy"));
+      if (eager) {
+        const NpyArray want = read_npy(r.dir / "expected" / (o.name + ".npy"));
+        v.checks.push_back(compare(r.file.filename().string(), o.name, "against libtorch, " + r.what, got, &want, opt));
+      } else {
+        v.checks.push_back(compare(r.file.filename().string(), o.name, "finite at " + r.what, got, nullptr, opt));
+      }
+    }
   phase = Stopwatch();
   // The merged decoder: each branch of its If on its decoder's inputs, against that decoder's file.
   const ExportGraph* dec = find_graph(model, GraphKind::Decoder);
@@ -339,7 +343,7 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
     runner->run(merged_jobs, OrtCpu::Native, threads);
     for (const auto& [r, out] : branches)
       for (const TensorSpec& o : r->graph->outputs) {
-        const NpyArray got = read_npy(out / (o.name + ".npy")), want = read_npy(r->dir / "ort" / (o.name + ".npy"));
+        const NpyArray got = read_npy(out / (o.name + ".npy")), want = read_npy(r->out / (o.name + ".npy"));
         v.checks.push_back(compare(merged.filename().string(), o.name,
                                    std::string(r->graph == past ? "cached" : "no-past") + " branch against " +
                                        r->file.filename().string() + ", " + r->what,
