@@ -32,7 +32,7 @@ replace_section verify <<MD
 
 CPU: $(lscpu | sed -n 's/^Model name: *//p') ($(lscpu | grep -o 'avx512_vnni\|amx_int8\|avx2' | sort -u | tr '\n' ' ')), $(nproc) cores. Random float32 checkpoints
 from \`build/make_checkpoint\`. Every export now ends with the verify stage: each graph in ONNX Runtime at two
-shapes (batch 1 × 5 tokens with 6 past, batch 4 × 7 with 2 past) against libtorch eager of the same modules, and a
+shapes (batch 1 × 5 tokens with 6 past, batch 4 × 7 without past) against libtorch eager of the same modules, and a
 decoder's prefill + 2 cached steps against one call. Peak RSS is the largest sum over hf2onnx and the ONNX Runtime
 (node) process it starts, sampled every 50 ms; wall times are the best of 3 runs (all three in brackets).
 

@@ -21,11 +21,12 @@ namespace fs = std::filesystem;
 
 const std::vector<DimSizes>& verify_shapes() {
   // Trace shapes: batch 2 / 3, new tokens 3 / 4, past 4 / 5 (models/model.h). Whisper's 3000 frames are its
-  // declared input size at both.
+  // declared input size at both. A decoder-only model's second shape has no past: its one call is uncached, as a
+  // prompt's first call is (the first shape checks steps on top of a cache).
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 1}, {"sequence_length", 5}, {"past_sequence_length", 6}, {"encoder_sequence_length", 9},
        {"decoder_sequence_length", 5}, {"past_decoder_sequence_length", 6}, {"text_batch_size", 1}, {"image_batch_size", 4}},
-      {{"batch_size", 4}, {"sequence_length", 7}, {"past_sequence_length", 2}, {"encoder_sequence_length", 6},
+      {{"batch_size", 4}, {"sequence_length", 7}, {"past_sequence_length", 0}, {"encoder_sequence_length", 6},
        {"decoder_sequence_length", 7}, {"past_decoder_sequence_length", 2}, {"text_batch_size", 5}, {"image_batch_size", 1}}};
   return kShapes;
 }

@@ -58,8 +58,12 @@ TEST(Wav2Vec2, ParametrizedWeightNormKeysGiveTheReferenceLogits) {
       if (k.size() > from.size() && k.compare(k.size() - from.size(), from.size(), from) == 0) return k.substr(0, k.size() - from.size()) + to;
     return k;
   });
+  // The feature extractor's settings travel with the model (transformers.js and pipelines read them).
+  const std::string preprocessor = R"({"feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 16000})";
+  write_file(dir / "model" / "preprocessor_config.json", preprocessor);
   auto r = run_cli("export -q '" + (dir / "model").string() + "' '" + (dir / "out").string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(dir / "out" / "preprocessor_config.json"), preprocessor);
   for (const std::string set : {"a", "b"}) {
     const fs::path ref = models_dir() / "wav2vec2" / "ref" / set;
     run_ort(dir / "out" / "onnx" / "model.onnx", ref, dir / ("ort_" + set));
