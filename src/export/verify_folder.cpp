@@ -50,12 +50,17 @@ VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs
                    }};
   std::shared_ptr<ExportModel> model = with_context(config_path.string(), [&] { return arch.build(ctx); });
   const bool eager = checkpoint.has_value();
-  if (eager) {
-    LoadSummary loaded = load_weights(*model->module, *checkpoint, model->load_rules, false, model_dir->string());
+  if (eager) {  // bf16 / fp16 weights converted only once the memory plan says the float32 model fits
+    LoadSummary loaded = load_weights(*model->module, *checkpoint, model->load_rules, false, model_dir->string(),
+                                      /*defer_conversion=*/true);
     const uint64_t need = loaded.bytes + loaded.bytes / 2 + (512ull << 20), available = memory_available();
     if (available > 0 && need > available)
       throw Error("the float32 model (" + format_bytes(loaded.bytes) + ") needs about " + format_bytes(need) +
                   " to run in libtorch and then ONNX Runtime; this machine has " + format_bytes(available) + " available");
+    for (auto& item : model->module->named_parameters(true)) {
+      auto it = loaded.deferred.find(loaded.checkpoint_keys.at(item.key()));
+      if (it != loaded.deferred.end()) item.value().set_data(to_float_tensor(*it->second));
+    }
   }
 
   std::map<GraphKind, fs::path> files;

@@ -225,8 +225,8 @@ Verification verify_graphs(const ExportModel& model, const std::map<GraphKind, f
   auto runner = OrtRunner::find(&v.not_done);
   if (!runner) return v;
   fs::create_directories(tmp);
-  // ONNX Runtime on every core, as libtorch's forward (up to 4: small graphs gain nothing from more). Each output
-  // element is still one thread's sum: the threads change no value.
+  // ONNX Runtime on every core, as libtorch's forward (up to 4: small graphs gain nothing from more); a change of
+  // summation order the threads may bring stays far inside the tolerances.
   const int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 
   // Inputs (and libtorch's outputs) of every graph at both shapes; one ONNX Runtime process runs them all.
