@@ -357,15 +357,14 @@ ExportResult export_model(const ExportOptions& opt) {
     // Memory: libtorch's forward reads every weight (bf16 / fp16 ones converted to float32 for it, then freed),
     // then ONNX Runtime loads the float32 files; one after the other, so the peak is about one float32 copy.
     const uint64_t need = loaded.bytes + loaded.bytes / 2 + (512ull << 20), available = memory_available();
-    if (!failure.empty()) {
-    } else if (available > 0 && need > available) {
+    if (failure.empty() && available > 0 && need > available) {
       spdlog::warn("not verified: the float32 model ({}) needs about {} to run in libtorch and then in ONNX Runtime, "
                    "and this machine has {} available (hf2onnx verify OUT_DIR MODEL_DIR runs it on a larger machine)",
                    format_bytes(loaded.bytes), format_bytes(need), format_bytes(available));
       verification = Verification{};
       verification->not_done = "the float32 model (" + format_bytes(loaded.bytes) + ") needs about " + format_bytes(need) +
                                ", " + format_bytes(available) + " available";
-    } else {
+    } else if (failure.empty()) {
       std::map<GraphKind, fs::path> files;
       for (const ExportGraph& g : model->graphs) files[g.kind] = out.stage(file_of(g.kind));
       if (merge) files[GraphKind::DecoderMerged] = out.stage(file_of(GraphKind::DecoderMerged));

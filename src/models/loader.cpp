@@ -56,9 +56,12 @@ bool load_derived(const LoadRules::Derived& d, torch::Tensor& param, const hf::C
     }
     if (found_keys.size() != keys.size()) continue;
     torch::Tensor value;
-    {
+    try {
       torch::NoGradGuard no_grad;
       value = d.compute(inputs).contiguous();
+    } catch (const std::exception& e) {  // the sources' shapes come from the file: name them and the problem
+      throw Error(where + ": tensors " + join_some(found_keys) + " cannot make " + quote_name(d.name) + ": " +
+                  std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
     }
     if (value.sizes() != param.sizes())
       throw Error(where + ": tensors " + join_some(found_keys) + " give " + quote_name(d.name) + " the shape " +

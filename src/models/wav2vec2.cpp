@@ -3,6 +3,7 @@
 // (last_hidden_state), on raw audio input_values [batch_size, sequence_length] (both dims dynamic); the number of
 // output frames follows the input length through the strided convolutions. Inference only: no attention_mask
 // (transformers then attends to every frame), no SpecAugment.
+#include "hf/tensor_data.h"
 #include "hf2onnx/error.h"
 #include "models/bart.h"
 #include "models/builders.h"
@@ -237,7 +238,13 @@ LoadRules::Derived derived_weight(const std::string& conv) {
   return {conv + ".weight",
           {{conv + ".weight_g", conv + ".weight_v"},
            {conv + ".parametrizations.weight.original0", conv + ".parametrizations.weight.original1"}},
-          [](const std::vector<torch::Tensor>& gv) { return torch::_weight_norm(gv[1], gv[0], 2); }};
+          [](const std::vector<torch::Tensor>& gv) {
+            const torch::Tensor &g = gv[0], &v = gv[1];
+            if (v.dim() != 3 || g.dim() != 3 || g.size(0) != 1 || g.size(1) != 1 || g.size(2) != v.size(2))
+              throw Error("weight_g must be [1, 1, kernel] and weight_v [out, in / groups, kernel], got " +
+                          hf::shape_str(g.sizes().vec()) + " and " + hf::shape_str(v.sizes().vec()));
+            return torch::_weight_norm(v, g, 2);
+          }};
 }
 
 }  // namespace

@@ -172,6 +172,27 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"wav2vec2_model_stable", "Wav2Vec2Model", R"("do_stable_layer_norm": true, "feat_extract_activation": "relu")"}),
     [](const auto& info) { return info.param.name; });
 
+// A weight_g whose shape cannot norm the kernel (a hostile or broken file) is one error naming the tensors.
+TEST(Wav2Vec2, AMalformedWeightNormIsAnErrorNamingTheTensors) {
+  const fs::path dir = temp_dir("w2v_bad_weight_g");
+  fs::create_directories(dir / "model");
+  write_file(dir / "model" / "config.json", fixture_config().dump(2));
+  const auto ck = hf::load_checkpoint(models_dir() / "wav2vec2");
+  std::vector<hf::TensorToWrite> tensors;
+  for (const auto& [key, t] : ck.tensors) {
+    std::vector<int64_t> shape = t.shape;
+    if (key.size() > 9 && key.compare(key.size() - 9, 9, ".weight_g") == 0) shape = {shape.back()};  // [K], not [1, 1, K]
+    tensors.push_back({key, t.dtype, shape, t.data});
+  }
+  hf::write_safetensors(dir / "model" / "model.safetensors", tensors);
+  auto r = run_cli("export -q '" + (dir / "model").string() + "' '" + (dir / "out").string() + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("wav2vec2.encoder.pos_conv_embed.conv.weight_g"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("weight_g must be [1, 1, kernel]"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
 TEST(Wav2Vec2, UnsupportedOptionsAreRefusedByKey) {
   for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
            {"add_adapter", true}, {"feat_extract_norm", "batch"}, {"adapter_attn_dim", 16}, {"conv_pos_batch_norm", true},
