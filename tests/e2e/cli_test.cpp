@@ -101,6 +101,23 @@ TEST(Cli, ListAndUsage) {
   EXPECT_EQ(run_cli("frobnicate").exit_code, 2);
 }
 
+// libtorch's OpenBLAS gets the kernels the CPU's instruction sets allow (OpenBLAS does not recognise some virtual
+// CPUs and would take its generic ones), unless the user chose: OPENBLAS_VERBOSE=2 makes OpenBLAS print its choice.
+TEST(Cli, BlasKernelsFollowTheCpuUnlessTheUserChose) {
+  const std::string cpuinfo = read_file("/proc/cpuinfo");
+  auto has = [&](const std::string& flag) { return cpuinfo.find(" " + flag + " ") != std::string::npos ||
+                                                   cpuinfo.find(" " + flag + "\n") != std::string::npos; };
+  const std::string expected = has("avx512f") && has("avx512bw") && has("avx512dq") && has("avx512vl") ? "SkylakeX"
+                               : has("avx2") && has("fma")                                             ? "Haswell"
+                                                                                                       : "";
+  if (expected.empty()) GTEST_SKIP() << "a CPU without AVX2: OpenBLAS's own choice is kept";
+  auto r = run_cli_shell("OPENBLAS_VERBOSE=2 '" + binary().string() + "' list");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("Core: " + expected), std::string::npos) << r.err << r.out.substr(0, 200);
+  r = run_cli_shell("OPENBLAS_VERBOSE=2 OPENBLAS_CORETYPE=Sandybridge '" + binary().string() + "' list");
+  EXPECT_NE((r.out + r.err).find("Core: Sandybridge"), std::string::npos) << r.err << r.out.substr(0, 200);
+}
+
 TEST(Cli, UnknownArchitectureListsTheSupportedOnes) {
   fs::path dir = copy_fixture("bert", "cli_arch");
   set_config(dir, "\"BertModel\"", "\"FooBarModel\"");
