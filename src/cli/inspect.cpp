@@ -93,9 +93,7 @@ void inspect_checkpoint(const fs::path& dir, const std::vector<ArchEntry>& table
 
 // An export folder's models (either layout); none for a checkpoint folder, whatever else it holds.
 std::vector<fs::path> export_files(const fs::path& dir) {
-  for (const char* weights : {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                              "pytorch_model.bin.index.json"})
-    if (fs::exists(dir / weights)) return {};
+  if (!hf::find_weight_files(dir).empty()) return {};
   return export_onnx_files(dir, [](const std::string&) { return true; });
 }
 

@@ -16,8 +16,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kCandidates[] = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                                   "pytorch_model.bin.index.json"};
+// In order of preference: transformers' names, then diffusers' (a pipeline component's folder), then the fp16
+// variants diffusers writes beside them (`save_pretrained(variant="fp16")`), which some components ship alone.
+const char* const kCandidates[] = {
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+    "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
+    "diffusion_pytorch_model.bin", "diffusion_pytorch_model.bin.index.json",
+    "model.fp16.safetensors", "model.safetensors.index.fp16.json", "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.safetensors.index.fp16.json", "pytorch_model.fp16.bin", "diffusion_pytorch_model.fp16.bin"};
 
 std::map<std::string, TensorData> read_weight_file(const fs::path& file) {
   if (file.extension() == ".safetensors") return read_safetensors(file);
@@ -59,7 +65,8 @@ Checkpoint load_checkpoint(const fs::path& dir) {
   auto found = find_weight_files(dir);
   if (found.empty())
     throw Error(dir.string() + ": no weights found (expected model.safetensors, model.safetensors.index.json, "
-                "pytorch_model.bin or pytorch_model.bin.index.json)");
+                "pytorch_model.bin or pytorch_model.bin.index.json; in a diffusers component, "
+                "diffusion_pytorch_model.safetensors or .bin, or their .fp16 variants)");
   const fs::path& chosen = found.front();
   Checkpoint ck;
   if (chosen.extension() != ".json") {

@@ -249,11 +249,34 @@ TEST(Checkpoint, PrefersSafetensorsAndReadsShards) {
   EXPECT_NE(msg.find("model-00002-of-00002.safetensors' is missing"), std::string::npos) << msg;
 }
 
+// A diffusers component's weights (diffusion_pytorch_model.*), and its fp16 variant file when that is all the
+// folder has; the plain file wins over the variant, transformers' names over diffusers'.
+TEST(Checkpoint, DiffusersComponentsAndFp16Variants) {
+  const fs::path dir = temp_dir("diffusers_names");
+  const uint16_t half[2] = {0x3c00, 0xc000};  // 1.0, -2.0 in float16
+  const float full[2] = {3.0f, 4.0f};
+  hf::write_safetensors(dir / "diffusion_pytorch_model.fp16.safetensors", {{"conv_in.weight", DType::F16, {2}, half}});
+  auto variant = hf::load_checkpoint(dir);
+  ASSERT_EQ(variant.files.size(), 1u);
+  EXPECT_EQ(variant.files[0].filename(), "diffusion_pytorch_model.fp16.safetensors");
+  EXPECT_EQ(variant.tensors.at("conv_in.weight").dtype, DType::F16);
+  EXPECT_EQ(floats(variant.tensors.at("conv_in.weight")), (std::vector<float>{1.0f, -2.0f}));
+
+  hf::write_safetensors(dir / "diffusion_pytorch_model.safetensors", {{"conv_in.weight", DType::F32, {2}, full}});
+  auto plain = hf::load_checkpoint(dir);
+  EXPECT_EQ(plain.files[0].filename(), "diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(floats(plain.tensors.at("conv_in.weight")), (std::vector<float>{3.0f, 4.0f}));
+
+  hf::write_safetensors(dir / "model.safetensors", {{"x", DType::F32, {2}, full}});
+  EXPECT_EQ(hf::load_checkpoint(dir).files[0].filename(), "model.safetensors");
+}
+
 TEST(Checkpoint, NoWeightsIsAnErrorListingWhatWasExpected) {
   fs::path dir = temp_dir("no_weights");
   std::string msg = error_of([&] { hf::load_checkpoint(dir); });
   EXPECT_NE(msg.find("no weights found"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("diffusion_pytorch_model.safetensors"), std::string::npos) << msg;
 }
 
 TEST(Config, TypedLookupsAndErrors) {
