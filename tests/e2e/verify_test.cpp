@@ -47,6 +47,25 @@ TEST(Verify, ExportsReportWhatWasCheckedAgainstLibtorch) {
   }
 }
 
+// Rope scaling that picks its frequencies from each call's length (dynamic NTK; max_position_embeddings 8 < the
+// verify shapes' 11 and 7 tokens, so it scales): transformers' logits differ between chunkings too, so the cached
+// steps are not compared, and the report says why; everything else is still checked against libtorch.
+TEST(Verify, PerCallRopeScalingSkipsOnlyTheCachedStepsAndSaysWhy) {
+  const fs::path model = copy_fixture("llama", "verify_dynamic_rope");
+  auto config = nlohmann::json::parse(read_file(model / "config.json"));
+  config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  config["max_position_embeddings"] = 8;
+  write_file(model / "config.json", config.dump(2));
+  const fs::path dir = model.parent_path();
+  auto r = run_cli("export -q " + q(model) + " " + q(dir / "out") + " --report " + q(dir / "report.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto v = nlohmann::json::parse(read_file(dir / "report.json"))["verification"];
+  EXPECT_TRUE(v["passed"].get<bool>());
+  EXPECT_NE(v["not_done"].get<std::string>().find("cached steps not compared: dynamic NTK rope scaling"), std::string::npos) << v.dump();
+  EXPECT_EQ(v["checks"].dump().find("cached steps"), std::string::npos);
+  EXPECT_GE(v["checks"].size(), 10u);
+}
+
 // A LayerNorm weight of model.onnx overwritten after the export: `verify OUT MODEL` fails naming the output.
 TEST(Verify, ACorruptedWeightIsCaught) {
   const fs::path dir = temp_dir("verify_corrupt");
