@@ -172,7 +172,7 @@ std::string write_example_inputs(const ExportGraph& model, const fs::path& dir) 
   dims.erase("frames");  // trace-only: the model's own input length
   dims["batch_size"] = 5;
   dims["sequence_length"] = 6;
-  if (std::any_of(model.inputs.begin(), model.inputs.end(), [](const TensorSpec& s) { return s.name == "input_features"; }))
+  if (has_input(model, "input_features"))
     dims["batch_size"] = 2;  // 30 s of audio per row: two rows keep the check short
   std::vector<torch::Tensor> tensors = model.example_inputs(dims);
   fs::create_directories(dir);

@@ -2,7 +2,9 @@
 // shape other than the two trace shapes and compared with libtorch eager.
 #include <gtest/gtest.h>
 
+#include "common/model_util.h"
 #include "common/test_util.h"
+#include "export/verify_graphs.h"  // to_npy
 #include "export/lower_graph.h"
 #include "export/lowering/table.h"
 #include "onnx/check.h"
@@ -14,19 +16,6 @@ namespace hf2onnx::test {
 namespace {
 
 using Tensors = std::vector<torch::Tensor>;
-
-Array to_array(const torch::Tensor& t0) {
-  torch::Tensor t = t0.contiguous();
-  Array a;
-  a.shape = t.sizes().vec();
-  if (t.scalar_type() == torch::kFloat) a.dtype = "<f4";
-  else if (t.scalar_type() == torch::kLong) a.dtype = "<i8";
-  else if (t.scalar_type() == torch::kBool) a.dtype = "|b1";
-  else throw std::runtime_error("unsupported test dtype");
-  auto p = static_cast<const uint8_t*>(t.data_ptr());
-  a.bytes.assign(p, p + t.nbytes());
-  return a;
-}
 
 // Names the dims that differ between the two example tensors.
 std::vector<std::string> dyn_dims(const torch::Tensor& a, const torch::Tensor& b) {
@@ -56,7 +45,7 @@ void check_op(const OpCase& c) {
 
   fs::path dir = temp_dir("op_" + c.name);
   fs::create_directories(dir / "in");
-  for (size_t i = 0; i < v.size(); ++i) write_npy(dir / "in" / ("in" + std::to_string(i) + ".npy"), to_array(v[i]));
+  for (size_t i = 0; i < v.size(); ++i) write_npy(dir / "in" / ("in" + std::to_string(i) + ".npy"), to_npy(v[i]));
   std::vector<OrtJob> jobs;
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     lo.opset = opset;
@@ -69,7 +58,7 @@ void check_op(const OpCase& c) {
   run_ort(jobs);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     for (size_t i = 0; i < expected.size(); ++i) {
-      Array want = to_array(expected[i]);
+      Array want = to_npy(expected[i]);
       Array got = read_npy(dir / ("out" + std::to_string(opset)) / ("out" + std::to_string(i) + ".npy"));
       ASSERT_EQ(got.shape, want.shape) << c.name << " opset " << opset << " output " << i;
       ASSERT_EQ(got.dtype, want.dtype) << c.name << " opset " << opset << " output " << i;

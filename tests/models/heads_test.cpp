@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/model_util.h"
 #include "common/test_util.h"
 #include "hf/checkpoint.h"
 #include "hf/safetensors.h"
@@ -19,13 +20,6 @@ namespace {
 torch::Tensor load_input(const fs::path& file) {
   Array a = read_npy(file);
   return torch::from_blob(a.bytes.data(), a.shape, torch::kLong).clone();
-}
-
-std::shared_ptr<ExportModel> build(const fs::path& dir, Task task, const hf::Checkpoint* ck) {
-  auto config = hf::Config::load(dir / "config.json");
-  const auto& arch = find_architecture(config.architecture(), "test");
-  BuildContext ctx{config, task, [ck](const std::string& key) { return ck && ck->has_tensor(key); }};
-  return arch.build(ctx);
 }
 
 struct HeadCase {
@@ -56,7 +50,7 @@ TEST_P(Heads, ExportMatchesEager) {
   write_file(dir / "config.json", cfg.dump(2));
   // Body from the fixture (under the head's prefix), random values for everything else.
   auto body = hf::load_checkpoint(models_dir() / c.fixture);
-  auto model = build(dir, c.task, &body);
+  auto model = build_model(dir, body, c.task);
   std::vector<hf::TensorToWrite> tensors;
   std::vector<torch::Tensor> keep;
   for (const auto& p : model->module->named_parameters()) {
@@ -81,7 +75,7 @@ TEST_P(Heads, ExportMatchesEager) {
   // Eager: the same module, loaded from the written checkpoint, on the same inputs (set b; decoders
   // start from an empty cache).
   auto ck = hf::load_checkpoint(dir);
-  auto eager = build(dir, c.task, &ck);
+  auto eager = build_model(dir, ck, c.task);
   load_weights(*eager->module, ck, eager->load_rules, true, dir.string());
   const fs::path ref = dir.parent_path() / "inputs";
   fs::create_directories(ref);

@@ -9,7 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/model_util.h"
 #include "common/test_util.h"
+#include "export/verify_graphs.h"  // to_npy
 #include "hf/checkpoint.h"
 #include "hf/safetensors.h"
 #include "hf2onnx/export.h"
@@ -19,13 +21,6 @@
 
 namespace hf2onnx::test {
 namespace {
-
-std::shared_ptr<ExportModel> build(const fs::path& dir, const hf::Checkpoint& ck) {
-  auto config = hf::Config::load(dir / "config.json");
-  const auto& arch = find_architecture(config.architecture(), "test");
-  BuildContext ctx{config, arch.task, [&ck](const std::string& key) { return ck.has_tensor(key); }};
-  return arch.build(ctx);
-}
 
 // The fixture's config with the architecture replaced and the patch's keys overriding the fixture's.
 fs::path patched_model(const std::string& fixture, const std::string& architecture, const std::string& patch,
@@ -44,17 +39,6 @@ fs::path patched_model(const std::string& fixture, const std::string& architectu
   return dir;
 }
 
-Array to_array(const torch::Tensor& t) {
-  torch::Tensor c = t.contiguous();
-  if (c.scalar_type() == torch::kLong) return make_i64(c.sizes().vec(), c.data_ptr<int64_t>());
-  if (c.scalar_type() == torch::kBool) {
-    Array a{"|b1", c.sizes().vec(), {}};
-    a.bytes.assign(static_cast<const uint8_t*>(c.data_ptr()), static_cast<const uint8_t*>(c.data_ptr()) + c.numel());
-    return a;
-  }
-  return make_f32(c.sizes().vec(), c.to(torch::kFloat).data_ptr<float>());
-}
-
 struct Variant {
   std::string name, fixture, architecture, patch;
 };
@@ -68,7 +52,7 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
   const fs::path dir = patched_model(v.fixture, v.architecture, v.patch, v.name);
   // Body from the fixture, random values for what the configuration adds or reshapes.
   const auto body = hf::load_checkpoint(models_dir() / v.fixture);
-  auto model = build(dir, body);
+  auto model = build_model(dir, body);
   std::vector<hf::TensorToWrite> tensors;
   std::vector<torch::Tensor> keep;
   for (const auto& p : model->module->named_parameters()) {
@@ -86,7 +70,7 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
   export_model(opt);
 
   const auto ck = hf::load_checkpoint(dir);
-  auto eager = build(dir, ck);
+  auto eager = build_model(dir, ck);
   load_weights(*eager->module, ck, eager->load_rules, true, dir.string());
   torch::NoGradGuard no_grad;
   // Sizes the exporter did not trace at (trace_shapes): every dynamic dim differs.
@@ -98,12 +82,12 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
     const fs::path in = dir.parent_path() / ("in_" + stem), out = dir.parent_path() / ("out_" + stem);
     fs::create_directories(in);
     auto inputs = g.example_inputs(sizes);
-    for (size_t i = 0; i < inputs.size(); ++i) write_npy(in / (g.inputs[i].name + ".npy"), to_array(inputs[i]));
+    for (size_t i = 0; i < inputs.size(); ++i) write_npy(in / (g.inputs[i].name + ".npy"), to_npy(inputs[i]));
     run_ort(opt.out_dir / "onnx" / (stem + ".onnx"), in, out);
     auto outputs = g.forward(inputs);
     ASSERT_EQ(outputs.size(), g.outputs.size());
     for (size_t i = 0; i < outputs.size(); ++i) {
-      Array got = read_npy(out / (g.outputs[i].name + ".npy")), want = to_array(outputs[i]);
+      Array got = read_npy(out / (g.outputs[i].name + ".npy")), want = to_npy(outputs[i]);
       EXPECT_EQ(got.shape, want.shape) << stem << " " << g.outputs[i].name;
       EXPECT_LE(max_abs_diff(got, want), 1e-4) << stem << " " << g.outputs[i].name;
     }
@@ -119,19 +103,19 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
                    out = dir.parent_path() / (cached ? "out_merged_cached" : "out_merged");
     fs::create_directories(in);
     const auto& [d_in, d_out] = runs[GraphKind::Decoder];
-    for (size_t i = 0; i < d_in.size(); ++i) write_npy(in / (no_past.inputs[i].name + ".npy"), to_array(d_in[i]));
+    for (size_t i = 0; i < d_in.size(); ++i) write_npy(in / (no_past.inputs[i].name + ".npy"), to_npy(d_in[i]));
     const auto& [p_in, p_out] = runs[GraphKind::DecoderWithPast];
     for (size_t i = 0; i < p_in.size(); ++i) {
       const std::string& name = with_past.inputs[i].name;
-      if (cached || name.rfind("past_key_values.", 0) == 0) write_npy(in / (name + ".npy"), to_array(p_in[i]));
+      if (cached || name.rfind("past_key_values.", 0) == 0) write_npy(in / (name + ".npy"), to_npy(p_in[i]));
     }
-    write_npy(in / "use_cache_branch.npy", to_array(torch::full({1}, cached, torch::kBool)));
+    write_npy(in / "use_cache_branch.npy", to_npy(torch::full({1}, cached, torch::kBool)));
     run_ort(opt.out_dir / "onnx" / "decoder_model_merged.onnx", in, out);
     const ExportGraph& g = cached ? with_past : no_past;
     const auto& want = cached ? p_out : d_out;
     for (size_t i = 0; i < want.size(); ++i) {
       Array got = read_npy(out / (g.outputs[i].name + ".npy"));
-      EXPECT_LE(max_abs_diff(got, to_array(want[i])), 1e-4) << (cached ? "cached " : "") << g.outputs[i].name;
+      EXPECT_LE(max_abs_diff(got, to_npy(want[i])), 1e-4) << (cached ? "cached " : "") << g.outputs[i].name;
     }
   }
 }

@@ -9,7 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/model_util.h"
 #include "common/test_util.h"
+#include "export/verify_graphs.h"  // to_npy
 #include "hf/checkpoint.h"
 #include "hf/safetensors.h"
 #include "models/loader.h"
@@ -19,21 +21,9 @@
 namespace hf2onnx::test {
 namespace {
 
-std::shared_ptr<ExportModel> build(const fs::path& dir, const hf::Checkpoint& ck) {
-  auto config = hf::Config::load(dir / "config.json");
-  const auto& arch = find_architecture(config.architecture(), "test");
-  BuildContext ctx{config, arch.task, [&ck](const std::string& key) { return ck.has_tensor(key); }};
-  return arch.build(ctx);
-}
-
 torch::Tensor audio(int64_t batch, int64_t samples) {
   torch::manual_seed(7);
   return torch::randn({batch, samples});
-}
-
-Array to_array(const torch::Tensor& t) {
-  torch::Tensor c = t.contiguous();
-  return make_f32(c.sizes().vec(), c.data_ptr<float>());
 }
 
 // The fixture's checkpoint with keys renamed by `rename`, written as safetensors into `dir` with `config`.
@@ -88,7 +78,7 @@ TEST(Wav2Vec2, BaseModelFeedsTheCtcHead) {
     Array hidden = read_npy(dir / ("ort_" + set) / "last_hidden_state.npy");
     auto logits = torch::linear(torch::from_blob(hidden.bytes.data(), hidden.shape, torch::kFloat).to(torch::kDouble),
                                 w.to(torch::kDouble), b.to(torch::kDouble)).to(torch::kFloat);
-    EXPECT_LE(max_abs_diff(to_array(logits), read_npy(ref / "logits.npy")), 1e-4) << set;
+    EXPECT_LE(max_abs_diff(to_npy(logits), read_npy(ref / "logits.npy")), 1e-4) << set;
   }
 }
 
@@ -116,7 +106,7 @@ TEST_P(Wav2Vec2Variants, ExportMatchesEager) {
     if (v.architecture.find("ForCTC") == std::string::npos && k.rfind("wav2vec2.", 0) != 0) k = "wav2vec2." + k;
     return k;
   };
-  auto model = build(model_dir, body);
+  auto model = build_model(model_dir, body);
   std::vector<hf::TensorToWrite> tensors;
   std::vector<torch::Tensor> keep;
   auto add = [&](const std::string& key, std::vector<int64_t> shape) {
@@ -142,18 +132,18 @@ TEST_P(Wav2Vec2Variants, ExportMatchesEager) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   const auto ck = hf::load_checkpoint(model_dir);
-  auto eager = build(model_dir, ck);
+  auto eager = build_model(model_dir, ck);
   load_weights(*eager->module, ck, eager->load_rules, true, model_dir.string());
   torch::NoGradGuard no_grad;
   for (const auto& [batch, samples] : std::vector<std::pair<int64_t, int64_t>>{{2, 1600}, {3, 2999}}) {
     const fs::path in = dir / ("in_" + std::to_string(samples)), out = dir / ("ort_" + std::to_string(samples));
     fs::create_directories(in);
     const torch::Tensor x = audio(batch, samples);
-    write_npy(in / "input_values.npy", to_array(x));
+    write_npy(in / "input_values.npy", to_npy(x));
     run_ort(dir / "out" / "onnx" / "model.onnx", in, out);
     const auto expected = eager->graph().forward({x});
     const std::string name = eager->graph().outputs[0].name;
-    const Array got = read_npy(out / (name + ".npy")), want = to_array(expected[0]);
+    const Array got = read_npy(out / (name + ".npy")), want = to_npy(expected[0]);
     EXPECT_EQ(got.shape, want.shape) << name;
     EXPECT_LE(max_abs_diff(got, want), 1e-4) << v.name << " " << samples << " samples";
   }
