@@ -13,6 +13,7 @@
 #include "common/mapped_file.h"
 #include "common/scratch.h"
 #include "common/npy.h"
+#include "export/component.h"
 #include "export/lower_graph.h"
 #include "export/verify_graphs.h"
 #include "onnx/check.h"
@@ -91,6 +92,8 @@ std::vector<GraphIO> graph_io(const std::vector<TensorSpec>& specs) {
   return out;
 }
 
+}  // namespace
+
 // A companion file that is a symbolic link is copied only when its target lies inside the model folder
 // or in a Hugging Face cache's blobs/ (cache snapshots are links into it), or with --follow-symlinks:
 // otherwise a link to any file on the machine would be published with the model.
@@ -109,6 +112,8 @@ bool may_copy(const fs::path& model_dir, const std::string& name, bool follow_sy
                link.string());
   return false;
 }
+
+namespace {
 
 // Weights that are NaN or infinite export without error but make the model compute NaN: warn, naming
 // the tensor and its file, as the bytes stream into the ONNX file.
@@ -177,38 +182,39 @@ void convert_when_written(LoweredModel& lowered, const std::map<std::string, con
 
 }  // namespace
 
-ExportResult export_model(const ExportOptions& opt) {
-  ExportResult result;
-  Stopwatch total;
+// One model folder's export into `out`: read → build → trace → lower → write → quantize → verify. The caller
+// copies the companion files, writes the report and commits. `folder_of` says where each graph's files go.
+ComponentRun export_component(const ExportOptions& opt, const ComponentSource& src, OutputDir& out) {
+  ComponentRun run;
   auto stage = [&](const std::string& name, Stopwatch& sw) {
-    result.stage_seconds.emplace_back(name, sw.seconds());
+    run.stage_seconds.emplace_back(name, sw.seconds());
     spdlog::debug("{}: peak RSS so far {}", name, format_bytes(peak_rss_bytes()));
     return sw.seconds();
   };
 
   Stopwatch sw;
-  const fs::path config_path = opt.model_dir / "config.json";
-  if (!fs::is_directory(opt.model_dir)) throw Error(opt.model_dir.string() + ": not a directory");
+  const fs::path config_path = src.dir / "config.json";
+  if (!fs::is_directory(src.dir)) throw Error(src.dir.string() + ": not a directory");
   hf::Config config = hf::Config::load(config_path);
   const ArchEntry& arch = find_architecture(config.architecture(), config_path.string());
-  const Task task = resolve_task(opt.task, arch, config_path.string());
-  result.architecture = arch.architecture;
-  result.task = task_name(task);
-  result.opset = opt.opset;
-  hf::Checkpoint checkpoint = hf::load_checkpoint(opt.model_dir);
-  spdlog::info("read {}: {} tensors, {} ({}) in {:.2f} s", opt.model_dir.string(), checkpoint.tensors.size(),
+  const Task task = src.task ? *src.task : resolve_task(opt.task, arch, config_path.string());
+  run.architecture = arch.architecture;
+  run.task = task_name(task);
+  hf::Checkpoint checkpoint = hf::load_checkpoint(src.dir);
+  spdlog::info("read {}: {} tensors, {} ({}) in {:.2f} s", src.dir.string(), checkpoint.tensors.size(),
                format_bytes(checkpoint.total_bytes()), checkpoint.format, stage("read", sw));
+  run.checkpoint = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()}, {"bytes", checkpoint.total_bytes()}};
 
   sw = Stopwatch();
   BuildContext build{config, task, [&](const std::string& key) { return checkpoint.has_tensor(key); }};
   std::shared_ptr<ExportModel> model = with_context(config_path.string(), [&] { return arch.build(build); });
   const bool strict = task == arch.task;
   LoadSummary loaded =
-      load_weights(*model->module, checkpoint, model->load_rules, strict, opt.model_dir.string(), /*defer_conversion=*/true);
-  for (const auto& k : loaded.unused) spdlog::debug("not used by the {} export: {}", result.task, k);
+      load_weights(*model->module, checkpoint, model->load_rules, strict, src.dir.string(), /*defer_conversion=*/true);
+  for (const auto& k : loaded.unused) spdlog::debug("not used by the {} export: {}", run.task, k);
   if (!loaded.unused.empty())
-    spdlog::info("{} checkpoint tensors are not part of the {} export", loaded.unused.size(), result.task);
-  spdlog::info("built {} for {}: {} parameters in {:.2f} s", arch.architecture, result.task, loaded.parameters,
+    spdlog::info("{} checkpoint tensors are not part of the {} export", loaded.unused.size(), run.task);
+  spdlog::info("built {} for {}: {} parameters in {:.2f} s", arch.architecture, run.task, loaded.parameters,
                stage("build", sw));
 
   sw = Stopwatch();
@@ -251,26 +257,21 @@ ExportResult export_model(const ExportOptions& opt) {
     lower.inputs = graph_io(g.inputs);
     lower.outputs = graph_io(g.outputs);
     lower.doc_string = std::string("Exported by hf2onnx " HF2ONNX_VERSION " from ") + arch.architecture + " (" +
-                       result.task + ")";
-    lower.metadata = {{"source_architecture", arch.architecture}, {"task", result.task}};
+                       run.task + ")";
+    lower.metadata = {{"source_architecture", arch.architecture}, {"task", run.task}};
     lowered.push_back(with_context(graph_file_stem(g.kind), [&] { return lower_to_onnx(traced[i], lower); }));
     check_model(lowered.back().model, lowered.back().initializers);
-    result.node_count += static_cast<size_t>(lowered.back().model.graph().node_size());
+    run.node_count += static_cast<size_t>(lowered.back().model.graph().node_size());
   }
   traced.clear();
   for (auto& l : lowered) convert_when_written(l, loaded.deferred);
-  spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", result.node_count, opt.opset,
+  spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", run.node_count, opt.opset,
                stage("lower", sw));
 
   sw = Stopwatch();
-  OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
-    return name == kOnnxFolder ||
-           std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
-  });
   const ExternalData external = opt.force_external_data ? ExternalData::Always : ExternalData::Auto;
-  auto file_of = [folder = opt.layout == Layout::Hub ? std::string(kOnnxFolder) + "/" : ""](GraphKind kind,
-                                                                                          const char* suffix = "") {
-    return folder + graph_file_stem(kind) + suffix + ".onnx";
+  auto file_of = [&](GraphKind kind, const char* suffix = "") {
+    return src.folder_of(kind) + graph_file_stem(kind) + suffix + ".onnx";
   };
   const bool merge = std::any_of(model->graphs.begin(), model->graphs.end(),
                                  [](const ExportGraph& g) { return g.kind == GraphKind::DecoderWithPast; });
@@ -319,14 +320,10 @@ ExportResult export_model(const ExportOptions& opt) {
     }
     if (merge) merge_decoders_into("_quantized");
   }
-  for (const char* f : kCompanionFiles)
-    if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
-  declare_external_data(out);
-  result.stage_seconds.emplace_back("write", sw.seconds());
-  spdlog::info("wrote {} file{} in {:.2f} s", out.staged_files().size(), out.staged_files().size() == 1 ? "" : "s", sw.seconds());
+  run.stage_seconds.emplace_back("write", sw.seconds());
+  spdlog::info("wrote {} graph{} in {:.2f} s", lowered.size(), lowered.size() == 1 ? "" : "s", sw.seconds());
 
   // What the report says of each graph, taken before the exporter's buffers are released for the verify stage.
-  nlohmann::json graphs_report = nlohmann::json::array();
   auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& vi : vis) {
@@ -341,30 +338,35 @@ ExportResult export_model(const ExportOptions& opt) {
     const onnx::GraphProto& g = lowered[i].model.graph();
     std::map<std::string, int> op_counts;
     for (const auto& n : g.node()) op_counts[n.op_type()]++;
-    graphs_report.push_back({{"file", file_of(model->graphs[i].kind)}, {"node_count", g.node_size()},
-                             {"op_counts", op_counts}, {"inputs", io(g.input())}, {"outputs", io(g.output())}});
+    run.graphs.push_back({{"file", file_of(model->graphs[i].kind)}, {"node_count", g.node_size()},
+                          {"op_counts", op_counts}, {"inputs", io(g.input())}, {"outputs", io(g.output())}});
   }
   lowered.clear();
+  for (size_t i = 0; i < quantized.size(); ++i) {
+    const auto& [file, q] = quantized[i];
+    run.quantized_files.push_back({{"file", file}, {"per_op", q.quantized_per_op}, {"bytes_before", q.bytes_before},
+                                   {"bytes_after", q.bytes_after}, {"seconds", q.seconds}, {"target", opt.quantize->target},
+                                   {"accuracy", int8_checks[i].second.to_json()}});
+  }
 
   // The verify stage: the written files in ONNX Runtime against libtorch eager with the real weights.
-  std::string failure;
   std::optional<Verification> verification;
   if (opt.verify.enabled) {
     sw = Stopwatch();
-    for (size_t i = 0; i < int8_checks.size() && failure.empty(); ++i)
-      failure = int8_floor_failure(int8_checks[i].first, file_of(model->graphs[i].kind), int8_checks[i].second,
-                                   opt.verify.min_cosine);
+    for (size_t i = 0; i < int8_checks.size() && run.failure.empty(); ++i)
+      run.failure = int8_floor_failure(int8_checks[i].first, file_of(model->graphs[i].kind), int8_checks[i].second,
+                                       opt.verify.min_cosine);
     // Memory: libtorch's forward reads every weight (bf16 / fp16 ones converted to float32 for it, then freed),
     // then ONNX Runtime loads the float32 files; one after the other, so the peak is about one float32 copy.
     const uint64_t need = loaded.bytes + loaded.bytes / 2 + (512ull << 20), available = memory_available();
-    if (failure.empty() && available > 0 && need > available) {
+    if (run.failure.empty() && available > 0 && need > available) {
       spdlog::warn("not verified: the float32 model ({}) needs about {} to run in libtorch and then in ONNX Runtime, "
                    "and this machine has {} available (hf2onnx verify OUT_DIR MODEL_DIR runs it on a larger machine)",
                    format_bytes(loaded.bytes), format_bytes(need), format_bytes(available));
       verification = Verification{};
       verification->not_done = "the float32 model (" + format_bytes(loaded.bytes) + ") needs about " + format_bytes(need) +
                                ", " + format_bytes(available) + " available";
-    } else if (failure.empty()) {
+    } else if (run.failure.empty()) {
       std::map<GraphKind, fs::path> files;
       for (const ExportGraph& g : model->graphs) files[g.kind] = out.stage(file_of(g.kind));
       if (merge) files[GraphKind::DecoderMerged] = out.stage(file_of(GraphKind::DecoderMerged));
@@ -393,42 +395,69 @@ ExportResult export_model(const ExportOptions& opt) {
         spdlog::info("checked in ONNX Runtime against libtorch at two shapes: {} in {:.2f} s", verification->summary(),
                      stage("verify", sw));
       if (verification->ran && !verification->not_done.empty()) spdlog::info("verify: {}", verification->not_done);
-      failure = verification->failure_message();
+      run.failure = verification->failure_message();
     }
   }
-  for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
-  result.stage_seconds.emplace_back("total", total.seconds());
+  run.verification = verification ? verification->to_json() : nlohmann::json{{"ran", false}, {"not_done", "--no-verify"}};
+  if (!run.failure.empty()) run.verification["failure"] = run.failure;
+  return run;
+}
 
-  if (opt.report) {  // written before the commit, so that a report that cannot be written leaves nothing
-    nlohmann::json r;
-    r["architecture"] = result.architecture;
-    r["task"] = result.task;
-    r["opset"] = result.opset;
-    r["node_count"] = result.node_count;
-    if (graphs_report.size() == 1) r.update(graphs_report[0]);  // single-graph models: at the top level, as before
-    r["graphs"] = graphs_report;
-    r["verification"] = verification ? verification->to_json() : nlohmann::json{{"ran", false}, {"not_done", "--no-verify"}};
-    if (!failure.empty()) r["verification"]["failure"] = failure;
-    for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
-    for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
-    for (size_t i = 0; i < quantized.size(); ++i) {
-      const auto& [file, q] = quantized[i];
-      nlohmann::json j = {{"file", file}, {"per_op", q.quantized_per_op}, {"bytes_before", q.bytes_before},
-                          {"bytes_after", q.bytes_after}, {"seconds", q.seconds}, {"target", opt.quantize->target},
-                          {"accuracy", int8_checks[i].second.to_json()}};
-      if (quantized.size() == 1) r["quantized"] = j;
-      r["quantized_files"].push_back(j);
-    }
-    r["checkpoint"] = {{"format", checkpoint.format}, {"tensors", checkpoint.tensors.size()},
-                       {"bytes", checkpoint.total_bytes()}};
-    out.add_side_file(*opt.report, r.dump(2) + "\n");
-  }
+// The report is staged beside its path before the commit, so that a report that cannot be written leaves nothing.
+void finish_export(const ExportOptions& opt, OutputDir& out, const std::string& failure, const nlohmann::json& report) {
+  if (opt.report) out.add_side_file(*opt.report, report.dump(2) + "\n");
   if (!failure.empty()) {
     if (!opt.verify.keep_failed) throw Error("verification failed: " + failure + " (nothing written; --keep-failed keeps the files)");
     out.commit();
     throw Error("verification failed: " + failure + " (files kept in " + out.final_dir().string() + " by --keep-failed)");
   }
   out.commit();
+}
+
+ExportResult export_model(const ExportOptions& opt) {
+  if (fs::exists(opt.model_dir / "model_index.json")) return export_diffusion_pipeline(opt);
+  ExportResult result;
+  Stopwatch total;
+  OutputDir out(opt.out_dir, OutputDir::Mode::ReplaceFolder, [](const std::string& name) {
+    return name == kOnnxFolder ||
+           std::find(std::begin(kCompanionFiles), std::end(kCompanionFiles), name) != std::end(kCompanionFiles);
+  });
+  ComponentSource src;
+  src.dir = opt.model_dir;
+  src.folder_of = [folder = opt.layout == Layout::Hub ? std::string(kOnnxFolder) + "/" : ""](GraphKind) { return folder; };
+  ComponentRun run = export_component(opt, src, out);
+  Stopwatch sw;
+  for (const char* f : kCompanionFiles)
+    if (fs::exists(opt.model_dir / f) && may_copy(opt.model_dir, f, opt.follow_symlinks)) out.copy_in(opt.model_dir / f, f);
+  declare_external_data(out);
+  for (auto& [name, s] : run.stage_seconds)
+    if (name == "write") s += sw.seconds();
+  spdlog::info("{} files staged", out.staged_files().size());
+
+  result.architecture = run.architecture;
+  result.task = run.task;
+  result.opset = opt.opset;
+  result.node_count = run.node_count;
+  result.stage_seconds = run.stage_seconds;
+  for (const auto& [path, size] : out.staged_files()) result.files.emplace_back(path.string(), size);
+  result.stage_seconds.emplace_back("total", total.seconds());
+
+  nlohmann::json r;
+  if (opt.report) {
+    r["architecture"] = result.architecture;
+    r["task"] = result.task;
+    r["opset"] = result.opset;
+    r["node_count"] = result.node_count;
+    if (run.graphs.size() == 1) r.update(run.graphs[0]);  // single-graph models: at the top level, as before
+    r["graphs"] = run.graphs;
+    r["verification"] = run.verification;
+    for (const auto& [name, s] : result.stage_seconds) r["seconds"][name] = s;
+    for (const auto& [path, size] : result.files) r["files"].push_back({{"path", path}, {"bytes", size}});
+    if (run.quantized_files.size() == 1) r["quantized"] = run.quantized_files[0];
+    if (!run.quantized_files.empty()) r["quantized_files"] = run.quantized_files;
+    r["checkpoint"] = run.checkpoint;
+  }
+  finish_export(opt, out, run.failure, r);
   spdlog::info("exported {} in {:.2f} s", out.final_dir().string(), total.seconds());
   return result;
 }

@@ -25,9 +25,11 @@ const std::vector<DimSizes>& verify_shapes() {
   // prompt's first call is (the first shape checks steps on top of a cache).
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 1}, {"sequence_length", 5}, {"past_sequence_length", 6}, {"encoder_sequence_length", 9},
-       {"decoder_sequence_length", 5}, {"past_decoder_sequence_length", 6}, {"text_batch_size", 1}, {"image_batch_size", 4}},
+       {"decoder_sequence_length", 5}, {"past_decoder_sequence_length", 6}, {"text_batch_size", 1}, {"image_batch_size", 4},
+       {"height", 7}, {"width", 12}},
       {{"batch_size", 4}, {"sequence_length", 7}, {"past_sequence_length", 0}, {"encoder_sequence_length", 6},
-       {"decoder_sequence_length", 7}, {"past_decoder_sequence_length", 2}, {"text_batch_size", 5}, {"image_batch_size", 1}}};
+       {"decoder_sequence_length", 7}, {"past_decoder_sequence_length", 2}, {"text_batch_size", 5}, {"image_batch_size", 1},
+       {"height", 8}, {"width", 4}}};
   return kShapes;
 }
 

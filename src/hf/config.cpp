@@ -157,6 +157,21 @@ std::vector<double> Config::get_doubles(const std::string& key) const {
   return out;
 }
 
+std::vector<int64_t> Config::int_or_list(const std::string& key, size_t n, std::optional<int64_t> fallback) const {
+  if (!has(key)) {
+    if (!fallback) fail(key, "is missing");
+    return std::vector<int64_t>(n, *fallback);
+  }
+  if (!impl_->json.at(key).is_array()) return std::vector<int64_t>(n, *get_int(key));
+  std::vector<int64_t> out;
+  for (double d : get_doubles(key)) {
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != static_cast<double>(static_cast<int64_t>(d))) fail(key, "must hold integers");
+    out.push_back(static_cast<int64_t>(d));
+  }
+  if (out.size() != n) fail(key, "must have one entry per block (" + std::to_string(n) + "), got " + std::to_string(out.size()));
+  return out;
+}
+
 size_t Config::object_size(const std::string& key) const {
   if (!has(key)) return 0;
   const auto& v = impl_->json.at(key);
@@ -188,6 +203,8 @@ std::string Config::require_string(const std::string& key) const {
 
 std::string Config::architecture() const {
   auto archs = get_strings("architectures");
+  if (archs.empty())  // a diffusers model's config names its class instead (UNet2DConditionModel, AutoencoderKL)
+    if (auto cls = get_string("_class_name")) return *cls;
   if (archs.empty()) fail("architectures", "is missing or empty; pass --task and a known architecture");
   return archs[0];
 }

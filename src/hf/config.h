@@ -33,13 +33,16 @@ class Config {
   std::optional<std::string> get_string(const std::string& key) const;
   std::vector<std::string> get_strings(const std::string& key) const;  // empty when absent
   std::vector<double> get_doubles(const std::string& key) const;       // empty when absent
+  // A diffusers "int or list per block" key: an integer repeated n times, or a list of n integers; `fallback`
+  // when absent (an error when absent without one).
+  std::vector<int64_t> int_or_list(const std::string& key, size_t n, std::optional<int64_t> fallback) const;
   size_t object_size(const std::string& key) const;                    // e.g. id2label; 0 when absent
   std::optional<Config> get_object(const std::string& key) const;      // a nested object (rope_scaling)
 
   int64_t require_int(const std::string& key) const;
   std::string require_string(const std::string& key) const;
 
-  std::string architecture() const;  // architectures[0]; error when absent
+  std::string architecture() const;  // architectures[0], else a diffusers config's _class_name; error when absent
   std::string model_type() const;    // "" when absent
   const std::string& source() const { return source_; }
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const;

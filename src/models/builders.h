@@ -25,5 +25,7 @@ std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip_vision(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_clip(const BuildContext& ctx);
 std::shared_ptr<ExportModel> build_wav2vec2(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_unet(const BuildContext& ctx);
+std::shared_ptr<ExportModel> build_vae(const BuildContext& ctx);
 
 }  // namespace hf2onnx

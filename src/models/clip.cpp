@@ -128,8 +128,14 @@ struct EncoderImpl : torch::nn::Module {
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(EncoderLayer(c));
   }
-  torch::Tensor forward(torch::Tensor h, const torch::Tensor& causal_mask = {}, const torch::Tensor& padding_mask = {}) {
-    for (const auto& l : *layers) h = l->as<EncoderLayerImpl>()->forward(h, causal_mask, padding_mask);
+  // `states`, when given, receives the input and every layer's output (transformers' hidden_states).
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& causal_mask = {}, const torch::Tensor& padding_mask = {},
+                        std::vector<torch::Tensor>* states = nullptr) {
+    for (const auto& l : *layers) {
+      if (states) states->push_back(h);
+      h = l->as<EncoderLayerImpl>()->forward(h, causal_mask, padding_mask);
+    }
+    if (states) states->push_back(h);
     return h;
   }
   torch::nn::ModuleList layers{nullptr};
@@ -161,11 +167,12 @@ struct TextTransformerImpl : torch::nn::Module {
     encoder = register_module("encoder", Encoder(c));
     final_layer_norm = register_module("final_layer_norm", layers::LayerNorm(c.hidden_size, c.layer_norm_eps));
   }
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                  std::vector<torch::Tensor>* states = nullptr) {
     auto causal = layers::causal_visible(input_ids, input_ids).logical_not().to(torch::kFloat) *
                   std::numeric_limits<float>::lowest();  // [B, 1, S, S]
     auto padding = attention_mask.defined() ? layers::additive_padding_mask(attention_mask) : torch::Tensor();
-    auto h = final_layer_norm(encoder(embeddings(input_ids), causal, padding));
+    auto h = final_layer_norm(encoder(embeddings(input_ids), causal, padding, states));
     auto ids = input_ids.to(torch::kInt);  // ArgMax takes int32 (ONNX Runtime has no int64 kernel), as transformers casts
     auto pooled_at = eos_token_id == 2 ? ids.argmax(-1) : ids.eq(eos_token_id).to(torch::kInt).argmax(-1);  // [B]
     return {h, gather_rows(h, pooled_at)};
@@ -314,7 +321,7 @@ std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx) {
   using namespace clip;
   expect_model_type(ctx.config, "clip_text_model", "CLIPTextConfig");
   const TextConfig c = TextConfig::from(ctx.config);
-  if (ctx.task != Task::FeatureExtraction)
+  if (ctx.task != Task::FeatureExtraction && ctx.task != Task::TextToImage)
     throw Error("task '" + std::string(task_name(ctx.task)) + "' is not supported by CLIP text models");
   const bool projection = ctx.config.architecture() == "CLIPTextModelWithProjection";
   auto model = std::make_shared<TextModelImpl>(c, projection);
@@ -323,14 +330,35 @@ std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx) {
   m->module = model;
   m->load_rules.ignored_keys = {R"(text_model\.embeddings\.position_ids)"};
   if (!projection) m->load_rules.ignored_keys.push_back(R"(text_projection\..*)");  // CLIPTextModel from a WithProjection checkpoint
-  m->graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
-                       {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
+  const std::vector<std::string> hidden_dims = {"batch_size", "sequence_length", ""};
+  if (ctx.task == Task::TextToImage) {
+    // A diffusers pipeline's text encoder, as Optimum exports it: input_ids only (the pipelines pass no mask), and
+    // every layer's hidden states after the usual outputs (hidden_states.0 = the embeddings; for clip_skip and
+    // SDXL, which read the penultimate layer).
+    m->graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}}};
+    set_tower_outputs(
+        m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], {}); },
+        model->text_projection, "text_embeds", hidden_dims);
+    for (int64_t i = 0; i <= c.num_hidden_layers; ++i)
+      m->graph().outputs.push_back({"hidden_states." + std::to_string(i), torch::kFloat, hidden_dims});
+    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
+      std::vector<torch::Tensor> states;
+      auto [hidden, pooled] = model->text_model->forward(in[0], {}, &states);
+      std::vector<torch::Tensor> out = model->text_projection ? std::vector<torch::Tensor>{model->text_projection(pooled), hidden}
+                                                              : std::vector<torch::Tensor>{hidden, pooled};
+      out.insert(out.end(), states.begin(), states.end());
+      return out;
+    };
+  } else {
+    m->graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
+                         {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
+    set_tower_outputs(
+        m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], in[1]); },
+        model->text_projection, "text_embeds", hidden_dims);
+  }
   m->graph().example_inputs = [specs = m->graph().inputs, c](const DimSizes& d) {
     return layers::make_text_inputs(specs, c.vocab_size, d);
   };
-  set_tower_outputs(
-      m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], in[1]); },
-      model->text_projection, "text_embeds", {"batch_size", "sequence_length", ""});
   return m;
 }
 

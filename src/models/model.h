@@ -34,16 +34,19 @@ using DimSizes = std::map<std::string, int64_t>;
 // inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
 // CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set
 // (images are the costly part of its trace: 50 patches each at ViT-B/32).
+// "height" / "width" are a diffusers model's latent size (UNet, VAE decoder; the VAE encoder's images are that
+// times its downsampling factor): odd, unequal, and differing between the sets at every level of a 4-level UNet
+// (6 → 3 → 2 → 1 and 10 → 5 → 3 → 2; 5 → 3 → 2 → 1 and 9 → 5 → 3 → 2), so that no level's size looks static.
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice: every weight is multiplied at each of 6, then 12,
   // positions (a 7B model: 0.25 TFLOP). Each dynamic size differs between the two sets; none is 1.
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 2}, {"sequence_length", 3}, {"past_sequence_length", 4},  // totals 7 and 9
        {"encoder_sequence_length", 5}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
-       {"frames", 10}, {"text_batch_size", 2}, {"image_batch_size", 3}},
+       {"frames", 10}, {"text_batch_size", 2}, {"image_batch_size", 3}, {"height", 6}, {"width", 5}},
       {{"batch_size", 3}, {"sequence_length", 4}, {"past_sequence_length", 5},
        {"encoder_sequence_length", 7}, {"decoder_sequence_length", 3}, {"past_decoder_sequence_length", 4},
-       {"frames", 14}, {"text_batch_size", 3}, {"image_batch_size", 2}}};
+       {"frames", 14}, {"text_batch_size", 3}, {"image_batch_size", 2}, {"height", 10}, {"width", 9}}};
   return kShapes;
 }
 

@@ -79,6 +79,10 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Wav2Vec2ForCTC", "wav2vec2", T::AutomaticSpeechRecognition, &build_wav2vec2},
       {"HubertModel", "wav2vec2", T::FeatureExtraction, &build_wav2vec2},
       {"HubertForCTC", "wav2vec2", T::AutomaticSpeechRecognition, &build_wav2vec2},
+      // unet.cpp, vae.cpp — diffusers 0.30.3 (a Stable Diffusion pipeline's components; the pipeline folder itself
+      // is exported by export/diffusion_pipeline.cpp, its text encoder by clip.cpp)
+      {"UNet2DConditionModel", "unet", T::TextToImage, &build_unet},
+      {"AutoencoderKL", "vae", T::TextToImage, &build_vae},
   };
   return kTable;
 }
@@ -90,6 +94,8 @@ const char* graph_file_stem(GraphKind kind) {
     case GraphKind::Decoder: return "decoder_model";
     case GraphKind::DecoderWithPast: return "decoder_with_past_model";
     case GraphKind::DecoderMerged: return "decoder_model_merged";
+    case GraphKind::VaeEncoder: return "vae_encoder/model";
+    case GraphKind::VaeDecoder: return "vae_decoder/model";
   }
   return "model";
 }

@@ -15,7 +15,9 @@ struct ExportModel;  // models/model.h
 
 // The graphs a model exports, and the file each is written to (Optimum's names; transformers.js loads
 // `encoder_model` and `decoder_model_merged`, which the exporter builds from the two decoders).
-enum class GraphKind { Model, Encoder, Decoder, DecoderWithPast, DecoderMerged };
+// An AutoencoderKL has two graphs, each in its own folder as Optimum's diffusers layout has them
+// ("vae_encoder/model", "vae_decoder/model").
+enum class GraphKind { Model, Encoder, Decoder, DecoderWithPast, DecoderMerged, VaeEncoder, VaeDecoder };
 const char* graph_file_stem(GraphKind kind);  // "model", "encoder_model", "decoder_model", ...
 
 // What a builder may look at: the config, the task, and which tensors the checkpoint holds

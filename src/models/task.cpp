@@ -7,7 +7,8 @@ const std::vector<Task>& all_tasks() {
                                          Task::TokenClassification, Task::QuestionAnswering,
                                          Task::FillMask, Task::TextGeneration,
                                          Task::Text2TextGeneration, Task::AutomaticSpeechRecognition,
-                                         Task::ImageClassification, Task::ZeroShotImageClassification};
+                                         Task::ImageClassification, Task::ZeroShotImageClassification,
+                                         Task::TextToImage};
   return kAll;
 }
 
@@ -23,6 +24,7 @@ const char* task_name(Task t) {
     case Task::AutomaticSpeechRecognition: return "automatic-speech-recognition";
     case Task::ImageClassification: return "image-classification";
     case Task::ZeroShotImageClassification: return "zero-shot-image-classification";
+    case Task::TextToImage: return "text-to-image";
   }
   return "?";
 }

@@ -17,6 +17,7 @@ enum class Task {
   AutomaticSpeechRecognition,
   ImageClassification,
   ZeroShotImageClassification,
+  TextToImage,  // a diffusers pipeline and its components (text encoder, UNet, VAE)
 };
 
 const char* task_name(Task t);

@@ -151,6 +151,29 @@ void lower_expand_as(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("Expand", {ctx.name(n->input(0)), ctx.emit1("Shape", {ctx.name(n->input(1))})}));
 }
 
+// reshape_as(x, other) / view_as: x in other's shape, read at run time.
+void lower_reshape_as(LoweringContext& ctx, const Node* n) {
+  ctx.bind(n->output(), ctx.emit1("Reshape", {ctx.name(n->input(0)), ctx.emit1("Shape", {ctx.name(n->input(1))})}));
+}
+
+// constant_pad_nd(x, pad, value): pad lists (begin, end) pairs from the last dim backwards, as F.pad; ONNX Pad
+// takes every dim's begins, then every dim's ends. Negative pads (cropping) are not supported.
+void lower_constant_pad_nd(LoweringContext& ctx, const Node* n) {
+  const Value* x = n->input(0);
+  const auto pad = ctx.to_ints(n->input(1));
+  const int64_t rank = ctx.rank(x);
+  if (pad.size() % 2 != 0 || static_cast<int64_t>(pad.size()) > 2 * rank) throw Error("aten::constant_pad_nd: bad pad list");
+  std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
+  for (size_t k = 0; k < pad.size() / 2; ++k) {
+    const size_t dim = static_cast<size_t>(rank) - 1 - k;
+    if (pad[2 * k] < 0 || pad[2 * k + 1] < 0) throw Error("aten::constant_pad_nd with a negative pad is not supported");
+    pads[dim] = pad[2 * k];
+    pads[dim + static_cast<size_t>(rank)] = pad[2 * k + 1];
+  }
+  const auto t = ctx.dtype(n->output());
+  ctx.bind(n->output(), ctx.emit1("Pad", {ctx.name(x), ctx.const_ints(pads), ctx.operand(n->input(2), t)}));
+}
+
 std::string filled_like(LoweringContext& ctx, const Value* like, c10::ScalarType t, double value) {
   onnx::TensorProto v;
   v.set_data_type(onnx_dtype(t));
@@ -194,6 +217,9 @@ void register_shape_ops(LoweringTable& t) {
   t.add("aten::flatten", 14, lower_flatten);
   t.add("aten::view", 14, lower_view);
   t.add("aten::reshape", 14, lower_view);
+  t.add("aten::reshape_as", 14, lower_reshape_as);
+  t.add("aten::view_as", 14, lower_reshape_as);
+  t.add("aten::constant_pad_nd", 14, lower_constant_pad_nd);
   t.add("aten::transpose", 14, lower_transpose);
   t.add("aten::t", 14, lower_t);
   t.add("aten::permute", 14, lower_permute);

@@ -33,6 +33,13 @@ Conv1dImpl::Conv1dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
 }
 torch::Tensor Conv1dImpl::forward(const torch::Tensor& x) { return torch::conv1d(x, weight, bias, stride, padding, 1, groups); }
 
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding)
+    : stride(stride), padding(padding) {
+  weight = register_parameter("weight", placeholder({out, in, kernel, kernel}), false);
+  bias = register_parameter("bias", placeholder({out}), false);
+}
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) { return torch::conv2d(x, weight, bias, stride, padding); }
+
 GroupNormImpl::GroupNormImpl(int64_t groups, int64_t channels, double eps) : groups(groups), eps(eps) {
   weight = register_parameter("weight", placeholder({channels}), false);
   bias = register_parameter("bias", placeholder({channels}), false);

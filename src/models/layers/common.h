@@ -53,6 +53,15 @@ struct Conv1dImpl : torch::nn::Module {
 };
 TORCH_MODULE(Conv1d);
 
+// nn.Conv2d(in, out, kernel, stride, padding) with square kernels: weight [out, in, k, k], bias [out].
+struct Conv2dImpl : torch::nn::Module {
+  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  int64_t stride, padding;
+};
+TORCH_MODULE(Conv2d);
+
 // nn.GroupNorm(groups, channels, eps, affine=True) over [B, C, *]: weight, bias [C].
 struct GroupNormImpl : torch::nn::Module {
   GroupNormImpl(int64_t groups, int64_t channels, double eps = 1e-5);

@@ -25,6 +25,19 @@ torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask) {
   return torch::rsub(mask, 1.0) * std::numeric_limits<float>::lowest();
 }
 
+torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
+  return x.unsqueeze(3).unsqueeze(5).expand({-1, -1, -1, 2, -1, 2}).flatten(4, 5).flatten(2, 3);
+}
+
+torch::Tensor upsample_nearest_to(const torch::Tensor& x, const torch::Tensor& like) {
+  // Source index floor(i / 2) of each target position i, as float (exact) truncated to int64.
+  auto source = [](const torch::Tensor& line) {  // line: [N] of any values
+    return ((torch::ones_like(line).cumsum(0) - 1) * 0.5).to(torch::kLong);
+  };
+  auto plane = like.select(0, 0).select(0, 0).to(torch::kFloat);  // [H', W']
+  return x.index_select(2, source(plane.select(1, 0))).index_select(3, source(plane.select(0, 0)));
+}
+
 }  // namespace hf2onnx::layers
 
 namespace hf2onnx::layers {

@@ -22,6 +22,17 @@ torch::Tensor merge_heads(const torch::Tensor& x);
 // (transformers' get_extended_attention_mask for encoders).
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask);
 
+// --- images [B, C, H, W]
+
+// F.interpolate(x, scale_factor=2, mode="nearest"): each pixel repeated 2×2 (Unsqueeze + Expand + Reshape).
+torch::Tensor upsample_nearest2x(const torch::Tensor& x);
+// F.interpolate(x, size=like.shape[2:], mode="nearest"): row i reads floor(i · H / H') for H' = like's height,
+// the same for columns, with the sizes read at run time (two Gathers). For H' ∈ {2H - 1, 2H} this is
+// floor(i / 2), which is what it computes: a UNet upsamples each level to its skip connection's size, which
+// the stride-2 convs made ceil(H' / 2) (diffusers' upsample_size for sizes not divisible by 2^levels; for the
+// others the same values as ×2).
+torch::Tensor upsample_nearest_to(const torch::Tensor& x, const torch::Tensor& like);
+
 }  // namespace hf2onnx::layers
 
 namespace hf2onnx::layers {
