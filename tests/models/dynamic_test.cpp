@@ -46,6 +46,25 @@ TEST(Dynamic, AdditivePaddingMask) {
   EXPECT_TRUE(torch::equal(a, want)) << a;
 }
 
+// diffusers' Upsample2D: F.interpolate(x, scale_factor=2.0, mode="nearest"), or size=upsample_size (the skip
+// connection's size) when the latent is not a multiple of 2^levels; the skip is then ceil(2H / 2) = H' with
+// H' ∈ {2H - 1, 2H}. Both against torch's own nearest interpolation.
+TEST(Dynamic, NearestUpsamplingMatchesInterpolate) {
+  namespace F = torch::nn::functional;
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {3, 5}, {4, 4}, {6, 7}}) {
+    auto x = torch::randn({2, 3, h, w});
+    auto twice = F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+    EXPECT_TRUE(torch::equal(upsample_nearest2x(x), twice)) << h << "x" << w;
+    for (int64_t dh : {0, 1})
+      for (int64_t dw : {0, 1}) {
+        const int64_t th = 2 * h - dh, tw = 2 * w - dw;
+        auto like = torch::zeros({1, 5, th, tw});
+        auto want = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{th, tw}).mode(torch::kNearest));
+        EXPECT_TRUE(torch::equal(upsample_nearest_to(x, like), want)) << h << "x" << w << " → " << th << "x" << tw;
+      }
+  }
+}
+
 torch::Tensor bools(std::vector<int> v, std::vector<int64_t> shape) {
   return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).reshape(shape).to(torch::kBool);
 }
