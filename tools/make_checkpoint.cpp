@@ -1,9 +1,10 @@
 // Writes a random, full-size Hugging Face checkpoint (config.json + model.safetensors) for benchmarks.
 // The tensor names and shapes come from the project's own model builders, so the checkpoint is exactly
-// what the exporter expects.   make_checkpoint PRESET OUT_DIR [--bf16] [--shard-gb N]
+// what the exporter expects.   make_checkpoint PRESET OUT_DIR [--bf16 | --fp16] [--shard-gb N]
 // (presets: bert-base, gpt2, llama-1.1b, t5-base, whisper-small, qwen2-0.5b, mistral-7b, wav2vec2-base,
-// clip-vit-base-patch32). --bf16 stores bfloat16; --shard-gb writes model-0000K-of-0000N.safetensors shards of at most N GB with the index file.
-// Memory: one shard's tensors at a time.
+// clip-vit-base-patch32, and the diffusers pipeline sd-1.5: model_index.json, text_encoder/, unet/, vae/,
+// scheduler/). --bf16 / --fp16 store 16-bit floats; --shard-gb writes model-0000K-of-0000N.safetensors shards of
+// at most N GB with the index file. Memory: one shard's tensors at a time.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -72,6 +73,32 @@ static const std::map<std::string, std::string> kPresets = {
         "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5}})"},
 };
 
+// runwayml/stable-diffusion-v1-5's shapes: CLIP ViT-L/14 text tower (123M), UNet (860M), VAE (84M).
+const char* const kSdTextEncoder = R"({"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
+  "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+  "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+  "projection_dim": 768, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1})";
+const char* const kSdUnet = R"({"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.30.3", "act_fn": "silu",
+  "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": false,
+  "cross_attention_dim": 768, "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+  "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
+  "mid_block_scale_factor": 1, "norm_eps": 1e-5, "norm_num_groups": 32, "out_channels": 4, "sample_size": 64,
+  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]})";
+const char* const kSdVae = R"({"_class_name": "AutoencoderKL", "_diffusers_version": "0.30.3", "act_fn": "silu",
+  "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+  "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3,
+  "sample_size": 512, "scaling_factor": 0.18215,
+  "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"]})";
+const char* const kSdIndex = R"({"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.3",
+  "feature_extractor": [null, null], "safety_checker": [null, null], "requires_safety_checker": false,
+  "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+  "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+  "vae": ["diffusers", "AutoencoderKL"]})";
+const char* const kSdScheduler = R"({"_class_name": "DDIMScheduler", "_diffusers_version": "0.30.3",
+  "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": false,
+  "num_train_timesteps": 1000, "prediction_type": "epsilon", "set_alpha_to_one": false, "steps_offset": 1,
+  "timestep_spacing": "leading"})";
+
 // float → bfloat16, round to nearest even.
 uint16_t to_bf16(float f) {
   uint32_t bits;
@@ -79,13 +106,91 @@ uint16_t to_bf16(float f) {
   return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
 }
 
+enum class Store { F32, BF16, F16 };
+
+// config.json (or a diffusers component's) and its random weights in `out`, `stem`.safetensors (sharded above
+// shard_gb GB).
+void write_checkpoint(const fs::path& out, const std::string& json, Store store, double shard_gb, const std::string& stem) {
+  fs::create_directories(out);
+  std::ofstream(out / "config.json") << json << "\n";
+  auto config = hf::Config::parse(json, "preset");
+  const auto& arch = find_architecture(config.architecture(), "preset");
+  BuildContext ctx{config, arch.task, [](const std::string&) { return true; }};
+  auto model = arch.build(ctx);
+  torch::manual_seed(0);
+  // The checkpoint's tensors: the parameters, except that a derived one (LoadRules::derived) is stored as the
+  // sources of its first spelling (a weight-normed kernel: weight_g [1, 1, K] and weight_v).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> entries;
+  for (const auto& p : model->module->named_parameters()) {
+    const auto& derived = model->load_rules.derived;
+    auto d = std::find_if(derived.begin(), derived.end(), [&](const auto& x) { return x.name == p.key(); });
+    const std::vector<int64_t> shape = p.value().sizes().vec();
+    if (d == derived.end()) {
+      entries.emplace_back(p.key(), shape);
+      continue;
+    }
+    for (const std::string& key : d->sources.at(0)) {
+      const bool g = key.size() > 9 && key.compare(key.size() - 9, 9, ".weight_g") == 0;
+      entries.emplace_back(key, g ? std::vector<int64_t>{1, 1, shape.back()} : shape);
+    }
+  }
+  // Tensors grouped into shards (one shard when --shard-gb is not given), each written and freed in turn.
+  const size_t width = store == Store::F32 ? 4 : 2;
+  const uint64_t limit = shard_gb > 0 ? static_cast<uint64_t>(shard_gb * 1e9) : UINT64_MAX;
+  std::vector<std::vector<size_t>> shards(1);
+  uint64_t bytes = 0, total = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    int64_t numel = 1;
+    for (int64_t d : entries[i].second) numel *= d;
+    const uint64_t n = static_cast<uint64_t>(numel) * width;
+    if (bytes > 0 && bytes + n > limit) {
+      shards.emplace_back();
+      bytes = 0;
+    }
+    shards.back().push_back(i);
+    bytes += n;
+    total += n;
+  }
+  nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+  for (size_t k = 0; k < shards.size(); ++k) {
+    char name[256];
+    std::snprintf(name, sizeof name, "%s-%05zu-of-%05zu.safetensors", stem.c_str(), k + 1, shards.size());
+    const std::string file = shards.size() == 1 ? stem + ".safetensors" : name;
+    std::vector<torch::Tensor> keep;
+    std::vector<std::vector<uint16_t>> halves;
+    std::vector<hf::TensorToWrite> tensors;
+    for (size_t i : shards[k]) {
+      const auto& [key, shape] = entries[i];
+      bool norm = key.find("LayerNorm.weight") != std::string::npos || key.find("norm.weight") != std::string::npos ||
+                  key.find("layer_norm.weight") != std::string::npos || key.find("layernorm.weight") != std::string::npos;
+      torch::Tensor t = norm ? torch::ones(shape) : torch::randn(shape) * 0.02;
+      if (store == Store::BF16) {
+        const float* f = t.data_ptr<float>();
+        halves.emplace_back(static_cast<size_t>(t.numel()));
+        for (int64_t j = 0; j < t.numel(); ++j) halves.back()[static_cast<size_t>(j)] = to_bf16(f[j]);
+        tensors.push_back({key, hf::DType::BF16, t.sizes().vec(), halves.back().data()});
+      } else if (store == Store::F16) {
+        keep.push_back(t.to(torch::kHalf).contiguous());
+        tensors.push_back({key, hf::DType::F16, t.sizes().vec(), keep.back().data_ptr()});
+      } else {
+        keep.push_back(t);
+        tensors.push_back({key, hf::DType::F32, t.sizes().vec(), t.data_ptr()});
+      }
+      index["weight_map"][key] = file;
+    }
+    hf::write_safetensors(out / file, tensors);
+    std::printf("%s: %zu tensors, %.1f MB\n", (out / file).c_str(), tensors.size(), fs::file_size(out / file) / 1048576.0);
+  }
+  if (shards.size() > 1) std::ofstream(out / (stem + ".safetensors.index.json")) << index.dump(2) << "\n";
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  bool bf16 = false;
+  Store store = Store::F32;
   double shard_gb = 0;
   for (size_t i = 0; i < args.size();) {
-    if (args[i] == "--bf16") {
-      bf16 = true;
+    if (args[i] == "--bf16" || args[i] == "--fp16") {
+      store = args[i] == "--bf16" ? Store::BF16 : Store::F16;
       args.erase(args.begin() + static_cast<long>(i));
     } else if (args[i] == "--shard-gb" && i + 1 < args.size()) {
       shard_gb = std::stod(args[i + 1]);
@@ -94,82 +199,25 @@ int main(int argc, char** argv) {
       ++i;
     }
   }
-  if (args.size() != 2 || !kPresets.count(args[0])) {
-    std::fprintf(stderr, "usage: make_checkpoint PRESET OUT_DIR [--bf16] [--shard-gb N]   (presets:");
+  if (args.size() != 2 || (!kPresets.count(args[0]) && args[0] != "sd-1.5")) {
+    std::fprintf(stderr, "usage: make_checkpoint PRESET OUT_DIR [--bf16 | --fp16] [--shard-gb N]   (presets:");
     for (const auto& [k, v] : kPresets) std::fprintf(stderr, " %s", k.c_str());
-    std::fprintf(stderr, ")\n");
+    std::fprintf(stderr, " sd-1.5)\n");
     return 2;
   }
   try {
-    fs::path out = args[1];
-    fs::create_directories(out);
-    const std::string& json = kPresets.at(args[0]);
-    std::ofstream(out / "config.json") << json << "\n";
-    auto config = hf::Config::parse(json, "preset");
-    const auto& arch = find_architecture(config.architecture(), "preset");
-    BuildContext ctx{config, arch.task, [](const std::string&) { return true; }};
-    auto model = arch.build(ctx);
-    torch::manual_seed(0);
-    // The checkpoint's tensors: the parameters, except that a derived one (LoadRules::derived) is stored as the
-    // sources of its first spelling (a weight-normed kernel: weight_g [1, 1, K] and weight_v).
-    std::vector<std::pair<std::string, std::vector<int64_t>>> entries;
-    for (const auto& p : model->module->named_parameters()) {
-      const auto& derived = model->load_rules.derived;
-      auto d = std::find_if(derived.begin(), derived.end(), [&](const auto& x) { return x.name == p.key(); });
-      const std::vector<int64_t> shape = p.value().sizes().vec();
-      if (d == derived.end()) {
-        entries.emplace_back(p.key(), shape);
-        continue;
-      }
-      for (const std::string& key : d->sources.at(0)) {
-        const bool g = key.size() > 9 && key.compare(key.size() - 9, 9, ".weight_g") == 0;
-        entries.emplace_back(key, g ? std::vector<int64_t>{1, 1, shape.back()} : shape);
-      }
+    const fs::path out = args[1];
+    if (args[0] != "sd-1.5") {
+      write_checkpoint(out, kPresets.at(args[0]), store, shard_gb, "model");
+      return 0;
     }
-    // Tensors grouped into shards (one shard when --shard-gb is not given), each written and freed in turn.
-    const uint64_t limit = shard_gb > 0 ? static_cast<uint64_t>(shard_gb * 1e9) : UINT64_MAX;
-    std::vector<std::vector<size_t>> shards(1);
-    uint64_t bytes = 0, total = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
-      int64_t numel = 1;
-      for (int64_t d : entries[i].second) numel *= d;
-      const uint64_t n = static_cast<uint64_t>(numel) * (bf16 ? 2 : 4);
-      if (bytes > 0 && bytes + n > limit) {
-        shards.emplace_back();
-        bytes = 0;
-      }
-      shards.back().push_back(i);
-      bytes += n;
-      total += n;
-    }
-    nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
-    for (size_t k = 0; k < shards.size(); ++k) {
-      char name[64];
-      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
-      const std::string file = shards.size() == 1 ? "model.safetensors" : name;
-      std::vector<torch::Tensor> keep;
-      std::vector<std::vector<uint16_t>> halves;
-      std::vector<hf::TensorToWrite> tensors;
-      for (size_t i : shards[k]) {
-        const auto& [key, shape] = entries[i];
-        bool norm = key.find("LayerNorm.weight") != std::string::npos || key.find("norm.weight") != std::string::npos ||
-                    key.find("layer_norm.weight") != std::string::npos || key.find("layernorm.weight") != std::string::npos;
-        torch::Tensor t = norm ? torch::ones(shape) : torch::randn(shape) * 0.02;
-        if (bf16) {
-          const float* f = t.data_ptr<float>();
-          halves.emplace_back(static_cast<size_t>(t.numel()));
-          for (int64_t j = 0; j < t.numel(); ++j) halves.back()[static_cast<size_t>(j)] = to_bf16(f[j]);
-          tensors.push_back({key, hf::DType::BF16, t.sizes().vec(), halves.back().data()});
-        } else {
-          keep.push_back(t);
-          tensors.push_back({key, hf::DType::F32, t.sizes().vec(), t.data_ptr()});
-        }
-        index["weight_map"][key] = file;
-      }
-      hf::write_safetensors(out / file, tensors);
-      std::printf("%s: %zu tensors, %.1f MB\n", (out / file).c_str(), tensors.size(), fs::file_size(out / file) / 1048576.0);
-    }
-    if (shards.size() > 1) std::ofstream(out / "model.safetensors.index.json") << index.dump(2) << "\n";
+    // A diffusers pipeline folder: each component in its subfolder with diffusers' file names.
+    fs::create_directories(out / "scheduler");
+    std::ofstream(out / "model_index.json") << kSdIndex << "\n";
+    std::ofstream(out / "scheduler" / "scheduler_config.json") << kSdScheduler << "\n";
+    write_checkpoint(out / "text_encoder", kSdTextEncoder, store, shard_gb, "model");
+    write_checkpoint(out / "unet", kSdUnet, store, shard_gb, "diffusion_pytorch_model");
+    write_checkpoint(out / "vae", kSdVae, store, shard_gb, "diffusion_pytorch_model");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_checkpoint: %s\n", e.what());
     return 1;
