@@ -14,6 +14,7 @@ measure() {
   best_wall=""; best_rss=""; all_walls=""
   for i in $(seq "$runs"); do
     rm -rf "$cleanup"
+    sync  # the previous run's output written back first, so that its writeback does not slow this run
     /usr/bin/time -v "$@" 2> "$work/time.txt"
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")

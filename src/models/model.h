@@ -34,8 +34,7 @@ using DimSizes = std::map<std::string, int64_t>;
 // inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
 // CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set
 // (images are the costly part of its trace: 50 patches each at ViT-B/32).
-// "height" / "width" are a diffusers model's latent size (UNet, VAE decoder; the VAE encoder's images are that
-// times its downsampling factor): odd, unequal, and differing between the sets at every level of a 4-level UNet
+// "height" / "width" are a diffusers UNet's latent size (the VAE traces at half of it, models/vae.cpp): odd, unequal, and differing between the sets at every level of a 4-level UNet
 // (6 → 3 → 2 → 1 and 10 → 5 → 3 → 2; 5 → 3 → 2 → 1 and 9 → 5 → 3 → 2), so that no level's size looks static.
 inline const std::vector<DimSizes>& trace_shapes() {
   // Small, because the trace computes the forward twice: every weight is multiplied at each of 6, then 12,
