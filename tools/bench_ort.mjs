@@ -1,6 +1,6 @@
 // ONNX Runtime latency over fixed inputs: token ids [BATCH, SEQ] (and a mask of ones), audio input_values
 // [BATCH, SEQ samples], images pixel_values [BATCH, 3, S, S] (--image-size S, default 224), a diffusers UNet's
-// sample [BATCH, 4, S, S] latents (--latent-size S, default 64) with timestep [BATCH] and encoder_hidden_states
+// sample (a VAE decoder's latent_sample) [BATCH, 4, S, S] latents (--latent-size S, default 64) with timestep [BATCH] and encoder_hidden_states
 // [BATCH, SEQ, D] (--context-dim D, default 768). Several models are
 // timed round-robin in one process (one run of each per round), so that a slow spell of a shared machine hits
 // them all alike.
@@ -38,7 +38,7 @@ for (const model of models) {
       feeds[name] = new ort.Tensor('float32', f, dims);
       continue;
     }
-    if (name === 'sample') { feeds[name] = floats([batch, 4, latentSize, latentSize]); continue; }
+    if (name === 'sample' || name === 'latent_sample') { feeds[name] = floats([batch, 4, latentSize, latentSize]); continue; }
     if (name === 'encoder_hidden_states') { feeds[name] = floats([batch, seq, contextDim]); continue; }
     if (name === 'timestep') { feeds[name] = new ort.Tensor('int64', new BigInt64Array(batch).fill(500n), [batch]); continue; }
     const data = new BigInt64Array(n);

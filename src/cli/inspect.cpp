@@ -98,6 +98,24 @@ std::vector<fs::path> export_files(const fs::path& dir) {
 }
 
 void inspect_path(const fs::path& path, const std::function<const std::vector<ArchEntry>&()>& table) {
+  if (fs::is_directory(path) && fs::exists(path / "model_index.json")) {
+    // A diffusers pipeline: its exported folders (Optimum's layout), else its checkpoint's component folders.
+    bool first = true;
+    for (const char* part : {"text_encoder", "unet", "vae_encoder", "vae_decoder"})
+      for (const char* file : {"model.onnx", "model_quantized.onnx"})
+        if (fs::exists(path / part / file)) {
+          std::printf("%s== %s/%s\n", first ? "" : "\n", part, file);
+          inspect_onnx(path / part / file);
+          first = false;
+        }
+    if (first)
+      for (const char* part : {"text_encoder", "unet", "vae"}) {
+        std::printf("%s== %s\n", first ? "" : "\n", part);
+        inspect_checkpoint(path / part, table());
+        first = false;
+      }
+    return;
+  }
   if (fs::is_directory(path)) {
     const auto files = export_files(path);
     if (files.empty()) return inspect_checkpoint(path, table());

@@ -19,21 +19,22 @@
 namespace hf2onnx {
 namespace fs = std::filesystem;
 
-VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs::path>& model_dir, const VerifyOptions& opt) {
-  Stopwatch sw;
-  const auto onnx_files = export_onnx_files(out_dir, [](const std::string&) { return true; });
-  if (onnx_files.empty()) throw Error(out_dir.string() + ": no .onnx file (neither in onnx/ nor at the root)");
-  const fs::path folder = onnx_files.front().parent_path();
-  const fs::path config_path = out_dir / "config.json";
+namespace {
+
+// One model's graphs: config.json in `config_dir`, each graph at `files_root` / graph_file_stem + ".onnx" (a pipeline's
+// VAE: both folders from the root), the task from the files' metadata unless `forced`.
+VerifyFolderResult verify_model(const fs::path& config_dir, const fs::path& files_root, const std::vector<fs::path>& onnx_files,
+                                const std::optional<fs::path>& model_dir, std::optional<Task> forced, const VerifyOptions& opt) {
+  const fs::path config_path = config_dir / "config.json";
   if (!fs::exists(config_path))
-    throw Error(out_dir.string() + ": no config.json beside the models (the export copies it; verify builds the graphs' "
-                                   "inputs from it)");
+    throw Error(config_dir.string() + ": no config.json beside the models (the export copies it; verify builds the graphs' "
+                                      "inputs from it)");
   const hf::Config config = hf::Config::load(config_path);
   const ArchEntry& arch = find_architecture(config.architecture(), config_path.string());
 
   // The task the files were exported for (their metadata), and which weights the export holds: a builder asks
   // about optional tensors (a pooler, an untied head), which the initializers' names (the checkpoint's keys) answer.
-  std::optional<Task> task;
+  std::optional<Task> task = forced;
   std::set<std::string> initializers;
   for (const auto& f : onnx_files) {
     const std::string name = f.filename().string();
@@ -65,12 +66,12 @@ VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs
 
   std::map<GraphKind, fs::path> files;
   for (const ExportGraph& g : model->graphs) {
-    const fs::path f = folder / (std::string(graph_file_stem(g.kind)) + ".onnx");
+    const fs::path f = files_root / (std::string(graph_file_stem(g.kind)) + ".onnx");
     if (!fs::exists(f)) throw Error(f.string() + ": missing (the " + std::string(task_name(ctx.task)) + " export of " +
                                     arch.architecture + " has it)");
     files[g.kind] = f;
   }
-  const fs::path merged = folder / (std::string(graph_file_stem(GraphKind::DecoderMerged)) + ".onnx");
+  const fs::path merged = files_root / (std::string(graph_file_stem(GraphKind::DecoderMerged)) + ".onnx");
   if (fs::exists(merged)) files[GraphKind::DecoderMerged] = merged;
 
   const fs::path tmp = fs::temp_directory_path() / ("hf2onnx-verify-" + std::to_string(::getpid()));
@@ -80,18 +81,45 @@ VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs
   VerifyFolderResult result;
   result.eager = eager;
   result.summary = v.summary();
-  spdlog::info("{}: {} at two shapes{}: {}", out_dir.string(), eager ? "ONNX Runtime against libtorch" : "ONNX Runtime",
+  spdlog::info("{}: {} at two shapes{}: {}", config_dir.string(), eager ? "ONNX Runtime against libtorch" : "ONNX Runtime",
                eager ? "" : " and cached steps", v.summary());
   if (!v.failure_message().empty()) throw Error("verification failed: " + v.failure_message());
 
   for (const ExportGraph& g : model->graphs) {  // the INT8 twins against their FP32 files
-    const fs::path fp32 = files.at(g.kind), int8 = folder / (std::string(graph_file_stem(g.kind)) + "_quantized.onnx");
+    const fs::path fp32 = files.at(g.kind), int8 = files_root / (std::string(graph_file_stem(g.kind)) + "_quantized.onnx");
     if (!fs::exists(int8)) continue;
     Int8Check check = check_int8(g, fp32, int8, tmp / "int8");
     spdlog::info("{} vs {}: {}", int8.filename().string(), fp32.filename().string(), check.summary());
     result.summary += "; " + int8.filename().string() + ": " + check.summary();
     const std::string failure = int8_floor_failure(int8.filename().string(), fp32.filename().string(), check, opt.min_cosine);
     if (!failure.empty()) throw Error("verification failed: " + failure);
+  }
+  return result;
+}
+
+}  // namespace
+
+VerifyFolderResult verify_folder(const fs::path& out_dir, const std::optional<fs::path>& model_dir, const VerifyOptions& opt) {
+  Stopwatch sw;
+  VerifyFolderResult result;
+  if (fs::exists(out_dir / "model_index.json")) {
+    // A diffusers pipeline (Optimum's layout): each component from its folder, against MODEL_DIR's component.
+    const std::pair<const char*, const char*> parts[] = {{"text_encoder", "text_encoder"}, {"unet", "unet"}, {"vae_encoder", "vae"}};
+    for (const auto& [folder, component] : parts) {
+      const fs::path dir = out_dir / folder;
+      std::vector<fs::path> files;
+      const std::optional<fs::path> source = model_dir ? std::optional<fs::path>(*model_dir / component) : std::nullopt;
+      const bool vae = std::string(component) == "vae";
+      VerifyFolderResult r = with_context(component, [&] {
+        return verify_model(dir, vae ? out_dir : dir, files, source, Task::TextToImage, opt);
+      });
+      result.eager = r.eager;
+      result.summary += (result.summary.empty() ? "" : "; ") + std::string(component) + ": " + r.summary;
+    }
+  } else {
+    const auto onnx_files = export_onnx_files(out_dir, [](const std::string&) { return true; });
+    if (onnx_files.empty()) throw Error(out_dir.string() + ": no .onnx file (neither in onnx/ nor at the root)");
+    result = verify_model(out_dir, onnx_files.front().parent_path(), onnx_files, model_dir, std::nullopt, opt);
   }
   spdlog::info("verified {} in {:.2f} s", out_dir.string(), sw.seconds());
   return result;

@@ -127,10 +127,17 @@ INSTANTIATE_TEST_SUITE_P(Opsets, SdTinyExport, ::testing::Values(14, 17),
 
 // A pipeline whose components ship only fp16 variant files (diffusion_pytorch_model.fp16.safetensors,
 // model.fp16.safetensors) exports as float32 and computes exactly what the same values in a float32 checkpoint do.
+// (This copy also names a safety checker, which is left out, and has a feature_extractor folder, which is copied.)
 TEST(SdTiny, Fp16VariantFilesExportLikeTheirFloat32Values) {
   const fs::path base = temp_dir("sd_fp16_src");
   const fs::path fp16 = base / "fp16", rounded = base / "rounded";
   for (const fs::path& dst : {fp16, rounded}) fs::copy(models_dir() / "sd-tiny", dst, fs::copy_options::recursive);
+  nlohmann::json index = read_json(fp16 / "model_index.json");
+  index["safety_checker"] = {"stable_diffusion", "StableDiffusionSafetyChecker"};
+  index["feature_extractor"] = {"transformers", "CLIPImageProcessor"};
+  write_file(fp16 / "model_index.json", index.dump(2));
+  fs::create_directories(fp16 / "feature_extractor");
+  write_file(fp16 / "feature_extractor" / "preprocessor_config.json", R"({"crop_size": 224})");
   for (const auto& [folder, file] : std::vector<std::pair<std::string, std::string>>{
            {"text_encoder", "model"}, {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}}) {
     const auto ck = hf::load_checkpoint(models_dir() / "sd-tiny" / folder);
@@ -149,6 +156,8 @@ TEST(SdTiny, Fp16VariantFilesExportLikeTheirFloat32Values) {
     hf::write_safetensors(rounded / folder / (file + ".safetensors"), floats);
   }
   const fs::path a = export_sd(fp16, "fp16"), b = export_sd(rounded, "rounded");
+  EXPECT_EQ(read_file(a / "export" / "feature_extractor" / "preprocessor_config.json"), R"({"crop_size": 224})");
+  EXPECT_FALSE(fs::exists(a / "export" / "safety_checker"));
   const auto report = read_json(a / "report.json");
   EXPECT_EQ(report["components"]["unet"]["checkpoint"]["bytes"].get<uint64_t>() * 2,
             read_json(b / "report.json")["components"]["unet"]["checkpoint"]["bytes"].get<uint64_t>());
@@ -197,6 +206,20 @@ TEST(SdTiny, QuantizedTextEncoderAndUnetOnBothCpus) {
       "ort_sd_pipeline.mjs", e.string() + " " + (models_dir() / "sd-tiny" / "ref" / "pipeline").string() + " --quantized"));
   std::printf("  pipeline on the INT8 twins: %s\n", line.dump().c_str());
   EXPECT_GE(line["cosine"]["latents_final"].get<double>(), 0.99);
+
+  // `verify` and `inspect` understand the pipeline folder.
+  const CliResult v = run_cli("verify " + e.string() + " " + (models_dir() / "sd-tiny").string());
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  for (const char* c : {"text_encoder:", "unet:", "vae_encoder:", "model_quantized.onnx"}) EXPECT_NE(v.err.find(c), std::string::npos) << c << "\n" << v.err;
+  const CliResult self = run_cli("verify " + e.string());
+  EXPECT_EQ(self.exit_code, 0) << self.err;
+  const CliResult i = run_cli("inspect " + e.string());
+  EXPECT_EQ(i.exit_code, 0) << i.err;
+  for (const char* f : {"== text_encoder/model.onnx", "== unet/model_quantized.onnx", "== vae_decoder/model.onnx"})
+    EXPECT_NE(i.out.find(f), std::string::npos) << f << "\n" << i.out;
+  const CliResult ic = run_cli("inspect " + (models_dir() / "sd-tiny").string());
+  EXPECT_EQ(ic.exit_code, 0) << ic.err;
+  EXPECT_NE(ic.out.find("UNet2DConditionModel"), std::string::npos) << ic.out;
 }
 
 // Malformed pipeline folders: one error line naming model_index.json and the key, exit 1, nothing written.
