@@ -29,7 +29,7 @@ done
 build/hf2onnx quantize -q "$out/vae_decoder/model.onnx" "$work/vae_decoder_int8.onnx"
 vae_fp32=$(stat -c %s "$out/vae_decoder/model.onnx"); vae_int8=$(stat -c %s "$work/vae_decoder_int8.onnx")
 vae_matmuls=$(build/hf2onnx inspect "$work/vae_decoder_int8.onnx" | grep -o 'MatMulInteger [0-9]*' | head -1)
-{ read vf vfm; read vq vqm; } <<<"$(node tools/bench_ort.mjs 1 77 3 "$out/vae_decoder/model.onnx" "$work/vae_decoder_int8.onnx" \
+{ read vf vfm; read vq vqm; } <<<"$(node tools/bench_ort.mjs 1 77 7 "$out/vae_decoder/model.onnx" "$work/vae_decoder_int8.onnx" \
                                         --threads 2 --latent-size 32)"
 echo "VAE decoder 32x32 latents, 2 threads: FP32 $vf ms, INT8 $vq ms; $vae_matmuls; $vae_fp32 -> $vae_int8 bytes"
 rm -f "$work/vae_decoder_int8.onnx"
@@ -61,6 +61,6 @@ ${lats}
 The quantizer makes the MatMuls INT8 and leaves convolutions in float: most of the UNet's weights and FLOPs are
 convolutions, hence the INT8 file's size and speed-up above. The VAE is convolutions but for its mid-block
 attention, so it stays float32: its decoder's INT8 twin (\`hf2onnx quantize\`; ${vae_matmuls:-no MatMulInteger})
-is $(mb $vae_fp32) MB → $(mb $vae_int8) MB, and decodes 32×32 latents (2 threads, median (min) of 3) in $vq ($vqm) ms
+is $(mb $vae_fp32) MB → $(mb $vae_int8) MB, and decodes 32×32 latents (2 threads, median (min) of 7) in $vq ($vqm) ms
 against $vf ($vfm) ms in float32.
 MD

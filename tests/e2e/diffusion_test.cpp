@@ -106,6 +106,21 @@ TEST_P(SdTinyExport, EveryComponentMatchesDiffusersAtBothSets) {
       std::printf("  %s opset %d set %s: max |ORT - diffusers| = %.2g\n", part, opset, set.c_str(), d);
     }
   }
+  // One timestep for the whole batch, as diffusers' ONNX pipeline and Optimum 1.12's feed it (np.array([t])),
+  // broadcasts like diffusers' timesteps.expand(batch): the same as t repeated per row.
+  {
+    const fs::path one = out / "one_timestep", each = out / "each_timestep";
+    for (const fs::path& d : {one, each}) {
+      fs::create_directories(d);
+      for (const char* n : {"sample.npy", "encoder_hidden_states.npy"}) fs::copy_file(fixture / "ref" / "unet" / "a" / n, d / n);
+    }
+    const int64_t t[2] = {500, 500};
+    write_npy(one / "timestep.npy", make_i64({1}, t));
+    write_npy(each / "timestep.npy", make_i64({2}, t));
+    run_ort({{e / "unet" / "model.onnx", one, one / "out"}, {e / "unet" / "model.onnx", each, each / "out"}});
+    EXPECT_EQ(max_abs_diff(read_npy(one / "out" / "out_sample.npy"), read_npy(each / "out" / "out_sample.npy")), 0.0);
+  }
+
   // The verify stage ran on every component and the report names each.
   const auto report = read_json(out / "report.json");
   EXPECT_EQ(report["architecture"], "StableDiffusionPipeline");

@@ -61,26 +61,9 @@ TEST_P(DiffusionVariants, EveryGraphMatchesEagerAtOddSizes) {
   const auto ck = hf::load_checkpoint(dir);
   auto eager = build_model(dir, ck);
   load_weights(*eager->module, ck, eager->load_rules, true, dir.string());
-  torch::NoGradGuard no_grad;
   // Not a trace shape: batch 3, latents 7 × 11 (odd: 7 → 4 → 2 and 11 → 6 → 3 in a 3-level UNet), 6 text tokens.
   const DimSizes sizes = {{"batch_size", 3}, {"height", 7}, {"width", 11}, {"sequence_length", 6}};
-  for (const ExportGraph& g : eager->graphs) {
-    const std::string stem = graph_file_stem(g.kind);
-    const fs::path in = dir.parent_path() / ("in_" + std::to_string(static_cast<int>(g.kind))),
-                   out = dir.parent_path() / ("out_" + std::to_string(static_cast<int>(g.kind)));
-    fs::create_directories(in);
-    auto inputs = g.example_inputs(sizes);
-    for (size_t i = 0; i < inputs.size(); ++i) write_npy(in / (g.inputs[i].name + ".npy"), to_npy(inputs[i]));
-    run_ort(opt.out_dir / "onnx" / (stem + ".onnx"), in, out);
-    auto outputs = g.forward(inputs);
-    ASSERT_EQ(outputs.size(), g.outputs.size());
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      Array got = read_npy(out / (g.outputs[i].name + ".npy")), want = to_npy(outputs[i]);
-      EXPECT_EQ(got.shape, want.shape) << stem << " " << g.outputs[i].name;
-      const double scale = outputs[i].abs().max().item<double>();
-      EXPECT_LE(max_abs_diff(got, want), 1e-4 + 1e-4 * scale) << stem << " " << g.outputs[i].name << " (max |ref| " << scale << ")";
-    }
-  }
+  expect_graphs_match_eager(*eager, opt.out_dir / "onnx", dir.parent_path(), sizes, /*rtol=*/1e-4);
 }
 
 const Variant kVariants[] = {

@@ -76,23 +76,7 @@ TEST_P(Seq2SeqVariants, EveryGraphMatchesEager) {
   // Sizes the exporter did not trace at (trace_shapes): every dynamic dim differs.
   const DimSizes sizes = {{"batch_size", 3}, {"sequence_length", 7}, {"encoder_sequence_length", 11},
                           {"decoder_sequence_length", 3}, {"past_decoder_sequence_length", 5}};
-  std::map<GraphKind, std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>>> runs;  // inputs, outputs
-  for (const ExportGraph& g : eager->graphs) {
-    const std::string stem = graph_file_stem(g.kind);
-    const fs::path in = dir.parent_path() / ("in_" + stem), out = dir.parent_path() / ("out_" + stem);
-    fs::create_directories(in);
-    auto inputs = g.example_inputs(sizes);
-    for (size_t i = 0; i < inputs.size(); ++i) write_npy(in / (g.inputs[i].name + ".npy"), to_npy(inputs[i]));
-    run_ort(opt.out_dir / "onnx" / (stem + ".onnx"), in, out);
-    auto outputs = g.forward(inputs);
-    ASSERT_EQ(outputs.size(), g.outputs.size());
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      Array got = read_npy(out / (g.outputs[i].name + ".npy")), want = to_npy(outputs[i]);
-      EXPECT_EQ(got.shape, want.shape) << stem << " " << g.outputs[i].name;
-      EXPECT_LE(max_abs_diff(got, want), 1e-4) << stem << " " << g.outputs[i].name;
-    }
-    runs[g.kind] = {inputs, outputs};
-  }
+  GraphRuns runs = expect_graphs_match_eager(*eager, opt.out_dir / "onnx", dir.parent_path(), sizes);
   if (!runs.count(GraphKind::DecoderWithPast)) return;
 
   // The merged decoder: each branch on its decoder's inputs equals that decoder's eager outputs.
