@@ -54,7 +54,8 @@ void print_list(bool json) {
     std::string others;
     for (Task t : plugin.family_tasks(e.family))
       if (t != e.task) others += (others.empty() ? "" : ", ") + std::string(task_name(t));
-    std::printf("%-40s %-12s %s (%s)\n", e.architecture, e.family, task_name(e.task), others.c_str());
+    std::printf("%-40s %-12s %s%s\n", e.architecture, e.family, task_name(e.task),
+                others.empty() ? "" : (" (" + others + ")").c_str());
   }
 }
 

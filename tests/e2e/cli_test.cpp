@@ -76,8 +76,9 @@ TEST(Cli, DemoPrintsFp32AndInt8OutputsSideBySide) {
 TEST(Cli, ListAndUsage) {
   auto r = run_cli("list");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* arch : {"BertForMaskedLM", "XLMRobertaModel", "DistilBertForQuestionAnswering"})
+  for (const char* arch : {"BertForMaskedLM", "XLMRobertaModel", "DistilBertForQuestionAnswering", "UNet2DConditionModel"})
     EXPECT_NE(r.out.find(arch), std::string::npos) << arch;
+  EXPECT_EQ(r.out.find("()"), std::string::npos) << r.out;  // a family with one task lists no others
   EXPECT_EQ(run_cli("").exit_code, 2);
   // For scripts: every architecture once, with its family and tasks.
   auto j = run_cli("list --json");
