@@ -13,7 +13,12 @@ namespace hf2onnx {
 
 // The ONNX opsets the lowering table covers (export --opset).
 constexpr int kMinOpset = 14;
-constexpr int kMaxOpset = 17;
+constexpr int kMaxOpset = 21;  // the newest opset of the ONNX Runtime in the tests (1.20)
+// onnx's checker and shape inference (libonnx-dev 1.12) know opsets up to this one; a graph at a newer opset is
+// checked by ONNX Runtime in the verify stage instead (onnx/check.h).
+constexpr int kMaxCheckedOpset = 17;
+// The IR version ONNX released with an opset (IR 8: opsets ≤ 18, IR 9: 19-20, IR 10: 21).
+constexpr int ir_version_for_opset(int opset) { return opset >= 21 ? 10 : opset >= 19 ? 9 : 8; }
 
 // Where the .onnx files go in OUT_DIR. Hub: in onnx/, config and tokenizer files at the root, as ONNX
 // repositories on the hub are laid out (transformers.js looks there). Optimum: everything at the root

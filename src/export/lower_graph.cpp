@@ -66,7 +66,7 @@ LoweredModel lower_to_onnx(const TracedGraph& traced, const LowerOptions& option
 
   LoweredModel out;
   auto& model = out.model;
-  model.set_ir_version(8);
+  model.set_ir_version(ir_version_for_opset(options.opset));
   model.set_producer_name("hf2onnx");
   model.set_producer_version(HF2ONNX_VERSION);
   model.set_doc_string(options.doc_string);

@@ -265,8 +265,14 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
   }
   traced.clear();
   for (auto& l : lowered) convert_when_written(l, loaded.deferred);
-  spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", run.node_count, opt.opset,
-               stage("lower", sw));
+  if (opt.opset <= kMaxCheckedOpset)
+    spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", run.node_count, opt.opset, stage("lower", sw));
+  else if (opt.verify.enabled)
+    spdlog::info("lowered to {} ONNX nodes at opset {} in {:.2f} s (onnx's checker here knows opsets up to {}: ONNX "
+                 "Runtime checks the graph in the verify stage)", run.node_count, opt.opset, stage("lower", sw), kMaxCheckedOpset);
+  else
+    spdlog::warn("lowered to {} ONNX nodes at opset {} in {:.2f} s, not checked: onnx's checker here knows opsets up to "
+                 "{}, and --no-verify skips ONNX Runtime's check", run.node_count, opt.opset, stage("lower", sw), kMaxCheckedOpset);
 
   sw = Stopwatch();
   const ExternalData external = opt.force_external_data ? ExternalData::Always : ExternalData::Auto;

@@ -137,7 +137,7 @@ TEST_P(SdTinyExport, EveryComponentMatchesDiffusersAtBothSets) {
   EXPECT_LE(line["max_abs"]["image"].get<double>(), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Opsets, SdTinyExport, ::testing::Values(14, 17),
+INSTANTIATE_TEST_SUITE_P(Opsets, SdTinyExport, ::testing::Values(14, 17, kMaxOpset),
                          [](const auto& info) { return "opset" + std::to_string(info.param); });
 
 // A pipeline whose components ship only fp16 variant files (diffusion_pytorch_model.fp16.safetensors,

@@ -89,7 +89,7 @@ TEST_P(FixtureExport, MatchesTransformersAtBothInputSets) {
 std::vector<Case> cases() {
   std::vector<Case> c;
   for (const char* f : {"bert", "bert-seqcls", "bert-legacy", "distilbert", "roberta", "xlm-roberta", "vit", "clip-vision", "clip-text", "wav2vec2"})
-    for (int opset : {14, 17}) c.push_back({f, opset});
+    for (int opset : {14, 17, kMaxOpset}) c.push_back({f, opset});
   return c;
 }
 

@@ -140,6 +140,15 @@ void lower_mean(LoweringContext& ctx, const Node* n) {
   ctx.bind(n->output(), ctx.emit1("ReduceMean", {x}, {Attr::of("axes", axes), Attr::of("keepdims", keep)}));
 }
 
+// Opset 18: ReduceMean takes its axes as an input.
+void lower_mean_18(LoweringContext& ctx, const Node* n) {
+  if (n->inputs().size() < 3) throw Error("aten::mean over all dims is not supported");
+  int64_t keep = ctx.to_bool(n->input(2)) ? 1 : 0;
+  std::string x = ctx.cast(ctx.name(n->input(0)), ctx.dtype(n->input(0)), ctx.dtype(n->output()));
+  ctx.bind(n->output(),
+           ctx.emit1("ReduceMean", {x, ctx.const_ints(ctx.to_ints(n->input(1)))}, {Attr::of("keepdims", keep)}));
+}
+
 // sum(x, dims, keepdim, dtype) — axes are an input since opset 13.
 void lower_sum(LoweringContext& ctx, const Node* n) {
   if (n->inputs().size() < 3) throw Error("aten::sum over all dims is not supported");
@@ -149,7 +158,7 @@ void lower_sum(LoweringContext& ctx, const Node* n) {
            ctx.emit1("ReduceSum", {x, ctx.const_ints(ctx.to_ints(n->input(1)))}, {Attr::of("keepdims", keep)}));
 }
 
-// max(x): the largest element (a 0-d tensor). ReduceMax over every axis (no axes) up to opset 17.
+// max(x): the largest element (a 0-d tensor). ReduceMax over every axis (no axes, the same at every opset).
 void lower_max_all(LoweringContext& ctx, const Node* n) {
   if (n->inputs().size() != 1) throw Error("aten::max along a dimension is not supported");
   ctx.bind(n->output(), ctx.emit1("ReduceMax", {ctx.name(n->input(0))}, {Attr::of("keepdims", int64_t{0})}));
@@ -180,6 +189,7 @@ void register_nn_ops(LoweringTable& t) {
   t.add("aten::layer_norm", 14, lower_layer_norm_decomposed);
   t.add("aten::layer_norm", 17, lower_layer_norm_native);
   t.add("aten::mean", 14, lower_mean);
+  t.add("aten::mean", 18, lower_mean_18);
   t.add("aten::sum", 14, lower_sum);
   t.add("aten::max", 14, lower_max_all);
   t.add("aten::argmax", 14, lower_argmax);
