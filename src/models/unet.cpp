@@ -14,6 +14,9 @@
 namespace hf2onnx::unet {
 namespace {
 
+constexpr size_t kMaxBlocks = 8;
+constexpr int64_t kMaxLayers = 64, kMaxWidth = 1 << 16;
+
 struct UNetConfig {
   int64_t in_channels, out_channels, cross_attention_dim, norm_num_groups, time_embed_dim, conv_in_kernel,
       conv_out_kernel, freq_shift;
@@ -26,7 +29,8 @@ struct UNetConfig {
     UNetConfig c;
     c.down_block_types = raw.get_strings("down_block_types");
     c.up_block_types = raw.get_strings("up_block_types");
-    for (double d : raw.get_doubles("block_out_channels")) c.block_out_channels.push_back(static_cast<int64_t>(d));
+    if (raw.has("block_out_channels"))
+      c.block_out_channels = raw.int_or_list("block_out_channels", raw.get_doubles("block_out_channels").size(), std::nullopt);
     if (c.down_block_types.empty()) c.down_block_types = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"};
     if (c.up_block_types.empty()) c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"};
     if (c.block_out_channels.empty()) c.block_out_channels = {320, 640, 1280, 1280};
@@ -77,16 +81,31 @@ struct UNetConfig {
       if (auto v = raw.get_string(key); v && *v != want) raw.fail(key, "= '" + *v + "': only '" + want + "' is supported");
     for (const char* key : {"resnet_out_scale_factor", "mid_block_scale_factor"})
       if (raw.get_double(key).value_or(1.0) != 1.0) raw.fail(key, "is not supported (only 1)");
-    if (c.conv_in_kernel % 2 == 0 || c.conv_out_kernel % 2 == 0) raw.fail("conv_in_kernel", "and conv_out_kernel must be odd");
+    // Sizes are bounded before any module is built: a config may come from anyone, and a billion layers would be
+    // built (and fail only at load time) otherwise.
+    if (n > kMaxBlocks) raw.fail("down_block_types", "has more than " + std::to_string(kMaxBlocks) + " blocks");
+    auto bounded = [&](const char* key, int64_t v) {
+      if (v <= 0 || v > kMaxWidth) raw.fail(key, "must be between 1 and " + std::to_string(kMaxWidth));
+    };
+    for (const auto& [key, v] : std::vector<std::pair<const char*, int64_t>>{
+             {"in_channels", c.in_channels}, {"out_channels", c.out_channels}, {"cross_attention_dim", c.cross_attention_dim},
+             {"norm_num_groups", c.norm_num_groups}, {"time_embedding_dim", c.time_embed_dim}})
+      bounded(key, v);
+    if (c.conv_in_kernel <= 0 || c.conv_in_kernel > 31 || c.conv_in_kernel % 2 == 0 || c.conv_out_kernel <= 0 ||
+        c.conv_out_kernel > 31 || c.conv_out_kernel % 2 == 0)
+      raw.fail("conv_in_kernel", "and conv_out_kernel must be odd, at most 31");
     for (size_t i = 0; i < n; ++i) {
       const int64_t ch = c.block_out_channels[i];
-      if (ch <= 0 || c.norm_num_groups <= 0 || ch % c.norm_num_groups != 0)
-        raw.fail("block_out_channels", "must be positive multiples of norm_num_groups");
+      bounded("block_out_channels", ch);
+      if (ch % c.norm_num_groups != 0) raw.fail("block_out_channels", "must be multiples of norm_num_groups");
       if (c.heads[i] <= 0 || ch % c.heads[i] != 0) raw.fail("attention_head_dim", "(the number of heads) must divide each block's channels");
-      if (c.layers_per_block[i] <= 0) raw.fail("layers_per_block", "must be positive");
-      if (c.transformer_layers_per_block[i] <= 0) raw.fail("transformer_layers_per_block", "must be positive");
+      if (c.layers_per_block[i] <= 0 || c.layers_per_block[i] > kMaxLayers)
+        raw.fail("layers_per_block", "must be between 1 and " + std::to_string(kMaxLayers));
+      if (c.transformer_layers_per_block[i] <= 0 || c.transformer_layers_per_block[i] > kMaxLayers)
+        raw.fail("transformer_layers_per_block", "must be between 1 and " + std::to_string(kMaxLayers));
     }
     if (c.block_out_channels[0] % 2 != 0) raw.fail("block_out_channels", "[0] must be even (the timestep embedding's size)");
+    if (c.freq_shift < 0 || c.freq_shift >= c.block_out_channels[0] / 2) raw.fail("freq_shift", "must be in [0, block_out_channels[0] / 2)");
     return c;
   }
 };

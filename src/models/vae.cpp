@@ -22,10 +22,10 @@ struct VaeConfig {
 
   static VaeConfig from(const hf::Config& raw) {
     VaeConfig c;
-    for (double d : raw.get_doubles("block_out_channels")) c.block_out_channels.push_back(static_cast<int64_t>(d));
-    if (c.block_out_channels.empty()) c.block_out_channels = {64};
+    const size_t n_listed = raw.get_doubles("block_out_channels").size();
+    c.block_out_channels = n_listed ? raw.int_or_list("block_out_channels", n_listed, std::nullopt) : std::vector<int64_t>{64};
     const size_t n = c.block_out_channels.size();
-    if (n > 16) raw.fail("block_out_channels", "has too many blocks");
+    if (n > 8) raw.fail("block_out_channels", "has more than 8 blocks");
     auto down = raw.get_strings("down_block_types"), up = raw.get_strings("up_block_types");
     if (down.empty()) down = {"DownEncoderBlock2D"};
     if (up.empty()) up = {"UpDecoderBlock2D"};
@@ -43,10 +43,17 @@ struct VaeConfig {
     c.use_quant_conv = raw.get_bool("use_quant_conv").value_or(true);
     c.use_post_quant_conv = raw.get_bool("use_post_quant_conv").value_or(true);
     if (auto v = raw.get_string("act_fn"); v && *v != "silu") raw.fail("act_fn", "= '" + *v + "': only 'silu' is supported");
-    if (c.layers_per_block <= 0) raw.fail("layers_per_block", "must be positive");
+    // Bounded before any module is built (a config may come from anyone).
+    constexpr int64_t kMaxWidth = 1 << 16;
+    if (c.layers_per_block <= 0 || c.layers_per_block > 64) raw.fail("layers_per_block", "must be between 1 and 64");
+    for (const auto& [key, v] : std::vector<std::pair<const char*, int64_t>>{{"in_channels", c.in_channels},
+                                                                            {"out_channels", c.out_channels},
+                                                                            {"latent_channels", c.latent_channels},
+                                                                            {"norm_num_groups", c.norm_num_groups}})
+      if (v <= 0 || v > kMaxWidth) raw.fail(key, "must be between 1 and " + std::to_string(kMaxWidth));
     for (int64_t ch : c.block_out_channels)
-      if (ch <= 0 || c.norm_num_groups <= 0 || ch % c.norm_num_groups != 0)
-        raw.fail("block_out_channels", "must be positive multiples of norm_num_groups");
+      if (ch <= 0 || ch > kMaxWidth || ch % c.norm_num_groups != 0)
+        raw.fail("block_out_channels", "must be multiples of norm_num_groups, at most " + std::to_string(kMaxWidth));
     return c;
   }
 };

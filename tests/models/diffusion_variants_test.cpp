@@ -104,6 +104,15 @@ TEST(DiffusionVariants, UnsupportedOptionsAreRefusedByName) {
       {"unet", R"("cross_attention_dim": [32, 32])", "cross_attention_dim"},
       {"vae", R"("down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"])", "down_block_types"},
       {"vae", R"("act_fn": "relu")", "act_fn"},
+      // Sizes from an untrusted config are bounded before any module is built.
+      {"unet", R"("layers_per_block": 1000000000)", "layers_per_block"},
+      {"unet", R"("block_out_channels": [16, 4294967296])", "block_out_channels"},
+      {"unet", R"("block_out_channels": [16, 1e300])", "block_out_channels"},
+      {"unet", R"("conv_in_kernel": -1)", "conv_in_kernel"},
+      {"unet", R"("freq_shift": 8)", "freq_shift"},
+      {"unet", R"("cross_attention_dim": 0)", "cross_attention_dim"},
+      {"vae", R"("layers_per_block": 1000000000)", "layers_per_block"},
+      {"vae", R"("latent_channels": -4)", "latent_channels"},
   };
   int i = 0;
   for (const auto& [component, patch, key] : cases) {
