@@ -16,7 +16,8 @@ class Error : public std::runtime_error {
 // line and cannot carry much of a file that is not what it claims to be.
 std::string quote_name(const std::string& name);
 
-// Formats like "context: inner message" so that each level adds where it was.
+// Formats like "context: inner message" so that each level adds where it was (a message that already starts with
+// the same context keeps one).
 [[noreturn]] void rethrow_with_context(const std::string& context);
 
 // Runs fn(); any exception escapes as an Error prefixed with `context`.

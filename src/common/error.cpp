@@ -29,7 +29,9 @@ void rethrow_with_context(const std::string& context) {
   } catch (const std::bad_alloc&) {
     throw Error(context + ": out of memory");
   } catch (const std::exception& e) {
-    throw Error(context + ": " + e.what());
+    const std::string what = e.what();
+    if (what.rfind(context + ": ", 0) == 0) throw Error(what);  // already says where (a config's own error)
+    throw Error(context + ": " + what);
   }
 }
 

@@ -127,7 +127,7 @@ ExportResult export_diffusion_pipeline(const ExportOptions& opt) {
   }
   // The pipeline's other parts: model_index.json as it is (Optimum saves the original pipeline config), and the
   // regular files of the scheduler, tokenizer and feature extractor folders.
-  out.copy_in(index_path, "model_index.json");
+  if (may_copy(opt.model_dir, "model_index.json", opt.follow_symlinks)) out.copy_in(index_path, "model_index.json");
   for (const char* folder : kCopiedFolders) {
     const fs::path dir = opt.model_dir / folder;
     if (!fs::is_directory(dir)) continue;
