@@ -157,6 +157,12 @@ std::vector<double> Config::get_doubles(const std::string& key) const {
   return out;
 }
 
+std::optional<int64_t> Config::get_count(const std::string& key) const {
+  auto v = get_int(key);
+  if (v && (*v < 0 || *v > kMaxCount)) fail(key, "must be between 0 and " + std::to_string(kMaxCount));
+  return v;
+}
+
 std::vector<int64_t> Config::int_or_list(const std::string& key, size_t n, std::optional<int64_t> fallback) const {
   if (!has(key)) {
     if (!fallback) fail(key, "is missing");

@@ -40,6 +40,10 @@ class Config {
   std::optional<Config> get_object(const std::string& key) const;      // a nested object (rope_scaling)
 
   int64_t require_int(const std::string& key) const;
+  // A count that sizes the module tree (layers): an error outside [0, kMaxCount], so that a hostile config cannot
+  // make a builder create a billion modules before the checkpoint is compared.
+  static constexpr int64_t kMaxCount = 4096;
+  std::optional<int64_t> get_count(const std::string& key) const;
   std::string require_string(const std::string& key) const;
 
   std::string architecture() const;  // architectures[0], else a diffusers config's _class_name; error when absent

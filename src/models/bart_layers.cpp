@@ -89,8 +89,8 @@ Sizes Sizes::from(const hf::Config& raw, const Sizes& d) {
   Sizes s;
   s.vocab_size = raw.get_int("vocab_size").value_or(d.vocab_size);
   s.d_model = raw.get_int("d_model").value_or(d.d_model);
-  s.encoder_layers = raw.get_int("encoder_layers").value_or(d.encoder_layers);
-  s.decoder_layers = raw.get_int("decoder_layers").value_or(d.decoder_layers);
+  s.encoder_layers = raw.get_count("encoder_layers").value_or(d.encoder_layers);
+  s.decoder_layers = raw.get_count("decoder_layers").value_or(d.decoder_layers);
   s.encoder_heads = raw.get_int("encoder_attention_heads").value_or(d.encoder_heads);
   s.decoder_heads = raw.get_int("decoder_attention_heads").value_or(d.decoder_heads);
   s.encoder_ffn_dim = raw.get_int("encoder_ffn_dim").value_or(d.encoder_ffn_dim);

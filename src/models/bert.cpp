@@ -22,7 +22,7 @@ Config Config::from(const hf::Config& raw) {
   Config c;
   c.vocab_size = raw.require_int("vocab_size");
   c.hidden_size = raw.get_int("hidden_size").value_or(768);
-  c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(12);
+  c.num_hidden_layers = raw.get_count("num_hidden_layers").value_or(12);
   c.num_attention_heads = raw.get_int("num_attention_heads").value_or(12);
   c.intermediate_size = raw.get_int("intermediate_size").value_or(3072);
   c.max_position_embeddings = raw.get_int("max_position_embeddings").value_or(512);

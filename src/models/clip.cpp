@@ -31,7 +31,7 @@ struct EncoderConfig {
   static EncoderConfig from(const hf::Config& raw, int64_t hidden, int64_t layers, int64_t heads, int64_t intermediate) {
     EncoderConfig c;
     c.hidden_size = raw.get_int("hidden_size").value_or(hidden);
-    c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(layers);
+    c.num_hidden_layers = raw.get_count("num_hidden_layers").value_or(layers);
     c.num_attention_heads = raw.get_int("num_attention_heads").value_or(heads);
     c.intermediate_size = raw.get_int("intermediate_size").value_or(intermediate);
     c.layer_norm_eps = raw.get_double("layer_norm_eps").value_or(1e-5);

@@ -23,7 +23,7 @@ struct Config {
     Config c;
     c.vocab_size = raw.require_int("vocab_size");
     c.dim = raw.get_int("dim").value_or(768);
-    c.n_layers = raw.get_int("n_layers").value_or(6);
+    c.n_layers = raw.get_count("n_layers").value_or(6);
     c.n_heads = raw.get_int("n_heads").value_or(12);
     c.hidden_dim = raw.get_int("hidden_dim").value_or(4 * 768);
     c.max_position_embeddings = raw.get_int("max_position_embeddings").value_or(512);

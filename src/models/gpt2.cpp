@@ -23,7 +23,7 @@ struct Config {
     c.vocab_size = raw.get_int("vocab_size").value_or(50257);
     c.n_positions = raw.get_int("n_positions").value_or(1024);
     c.n_embd = raw.get_int("n_embd").value_or(768);
-    c.n_layer = raw.get_int("n_layer").value_or(12);
+    c.n_layer = raw.get_count("n_layer").value_or(12);
     c.n_head = raw.get_int("n_head").value_or(12);
     c.n_inner = raw.get_int("n_inner").value_or(4 * c.n_embd);  // n_inner: null → 4 * n_embd
     c.layer_norm_epsilon = raw.get_double("layer_norm_epsilon").value_or(1e-5);

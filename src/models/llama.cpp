@@ -21,7 +21,7 @@ Config Config::from(const hf::Config& raw, const Defaults& d) {
   c.vocab_size = raw.get_int("vocab_size").value_or(d.vocab_size);
   c.hidden_size = raw.get_int("hidden_size").value_or(d.hidden_size);
   c.intermediate_size = raw.get_int("intermediate_size").value_or(d.intermediate_size);
-  c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(d.num_hidden_layers);
+  c.num_hidden_layers = raw.get_count("num_hidden_layers").value_or(d.num_hidden_layers);
   c.num_attention_heads = raw.get_int("num_attention_heads").value_or(d.num_attention_heads);
   c.num_key_value_heads = raw.get_int("num_key_value_heads").value_or(d.num_key_value_heads > 0 ? d.num_key_value_heads : c.num_attention_heads);
   c.rms_norm_eps = raw.get_double("rms_norm_eps").value_or(d.rms_norm_eps);

@@ -26,8 +26,8 @@ struct Config {
     c.d_model = raw.get_int("d_model").value_or(512);
     c.d_kv = raw.get_int("d_kv").value_or(64);
     c.d_ff = raw.get_int("d_ff").value_or(mt5 ? 1024 : 2048);
-    c.num_layers = raw.get_int("num_layers").value_or(mt5 ? 8 : 6);
-    c.num_decoder_layers = raw.get_int("num_decoder_layers").value_or(c.num_layers);
+    c.num_layers = raw.get_count("num_layers").value_or(mt5 ? 8 : 6);
+    c.num_decoder_layers = raw.get_count("num_decoder_layers").value_or(c.num_layers);
     c.num_heads = raw.get_int("num_heads").value_or(mt5 ? 6 : 8);
     c.num_buckets = raw.get_int("relative_attention_num_buckets").value_or(32);
     c.max_distance = raw.get_int("relative_attention_max_distance").value_or(128);

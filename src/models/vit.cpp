@@ -25,7 +25,7 @@ struct Config {
   static Config from(const hf::Config& raw) {
     Config c;
     c.hidden_size = raw.get_int("hidden_size").value_or(768);
-    c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(12);
+    c.num_hidden_layers = raw.get_count("num_hidden_layers").value_or(12);
     c.num_attention_heads = raw.get_int("num_attention_heads").value_or(12);
     c.intermediate_size = raw.get_int("intermediate_size").value_or(3072);
     c.layer_norm_eps = raw.get_double("layer_norm_eps").value_or(1e-12);

@@ -49,7 +49,7 @@ struct Config {
     c.conv_dim = ints("conv_dim", std::vector<int64_t>(7, 512));
     c.conv_kernel = ints("conv_kernel", {10, 3, 3, 3, 3, 2, 2});
     c.conv_stride = ints("conv_stride", {5, 2, 2, 2, 2, 2, 2});
-    const auto layers_n = raw.get_int("num_feat_extract_layers").value_or(static_cast<int64_t>(c.conv_dim.size()));
+    const auto layers_n = raw.get_count("num_feat_extract_layers").value_or(static_cast<int64_t>(c.conv_dim.size()));
     if (c.conv_dim.size() != c.conv_kernel.size() || c.conv_dim.size() != c.conv_stride.size() ||
         static_cast<int64_t>(c.conv_dim.size()) != layers_n)
       raw.fail("conv_dim", "conv_dim, conv_kernel and conv_stride must each have num_feat_extract_layers entries");
@@ -60,7 +60,7 @@ struct Config {
     c.feat_extract_activation = layers::activation_from_config(raw, "feat_extract_activation", "gelu");
     c.hidden_act = layers::activation_from_config(raw, "hidden_act", "gelu");
     c.hidden_size = raw.get_int("hidden_size").value_or(768);
-    c.num_hidden_layers = raw.get_int("num_hidden_layers").value_or(12);
+    c.num_hidden_layers = raw.get_count("num_hidden_layers").value_or(12);
     c.num_attention_heads = raw.get_int("num_attention_heads").value_or(12);
     c.intermediate_size = raw.get_int("intermediate_size").value_or(3072);
     c.num_conv_pos_embeddings = raw.get_int("num_conv_pos_embeddings").value_or(128);

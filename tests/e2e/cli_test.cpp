@@ -394,3 +394,28 @@ TEST(Cli, InspectACheckpointFolder) {
 
 }  // namespace
 }  // namespace hf2onnx::test
+
+namespace hf2onnx::test {
+namespace {
+
+// A config that asks for a billion layers is refused by name before any module is built (it would otherwise
+// build modules until memory ran out, long before the checkpoint showed the keys missing).
+TEST(Cli, HugeLayerCountsAreRefusedBeforeBuilding) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bert", "num_hidden_layers"}, {"distilbert", "n_layers"}, {"gpt2", "n_layer"}, {"llama", "num_hidden_layers"},
+      {"t5", "num_decoder_layers"},   {"whisper", "decoder_layers"}, {"vit", "num_hidden_layers"}};
+  for (const auto& [fixture, key] : cases) {
+    const fs::path dir = copy_fixture(fixture, "huge_" + fixture);
+    nlohmann::json cfg = nlohmann::json::parse(read_file(dir / "config.json"));
+    cfg[key] = 1000000000;
+    write_file(dir / "config.json", cfg.dump(2));
+    const fs::path out = dir.parent_path() / "out";
+    const CliResult r = run_cli("export " + dir.string() + " " + out.string());
+    EXPECT_EQ(r.exit_code, 1) << fixture;
+    EXPECT_NE(r.err.find("config.json: '" + key + "' must be between 0 and 4096"), std::string::npos) << fixture << ": " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << fixture;
+  }
+}
+
+}  // namespace
+}  // namespace hf2onnx::test
