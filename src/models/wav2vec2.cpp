@@ -39,9 +39,12 @@ struct Config {
     auto ints = [&](const char* key, std::vector<int64_t> fallback) {
       std::vector<double> v = raw.get_doubles(key);
       if (v.empty()) return fallback;
+      if (static_cast<int64_t>(v.size()) > hf::Config::kMaxCount)  // one conv layer per entry
+        raw.fail(key, "has more than " + std::to_string(hf::Config::kMaxCount) + " entries");
       std::vector<int64_t> out;
       for (double d : v) {
-        if (d < 1 || d != static_cast<double>(static_cast<int64_t>(d))) raw.fail(key, "must be a list of positive integers");
+        if (!(d >= 1 && d <= 2147483647.0) || d != static_cast<double>(static_cast<int64_t>(d)))
+          raw.fail(key, "must be a list of positive integers");
         out.push_back(static_cast<int64_t>(d));
       }
       return out;

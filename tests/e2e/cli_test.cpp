@@ -415,6 +415,15 @@ TEST(Cli, HugeLayerCountsAreRefusedBeforeBuilding) {
     EXPECT_NE(r.err.find("config.json: '" + key + "' must be between 0 and 4096"), std::string::npos) << fixture << ": " << r.err;
     EXPECT_FALSE(fs::exists(out)) << fixture;
   }
+  // A layer per list entry (wav2vec2's conv feature encoder).
+  const fs::path dir = copy_fixture("wav2vec2", "huge_wav2vec2_convs");
+  nlohmann::json cfg = nlohmann::json::parse(read_file(dir / "config.json"));
+  for (const char* key : {"conv_dim", "conv_kernel", "conv_stride"}) cfg[key] = std::vector<int>(5000, 2);
+  cfg.erase("num_feat_extract_layers");
+  write_file(dir / "config.json", cfg.dump());
+  const CliResult r = run_cli("export " + dir.string() + " " + (dir.parent_path() / "out").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("config.json: 'conv_dim' has more than 4096 entries"), std::string::npos) << r.err;
 }
 
 }  // namespace
