@@ -288,24 +288,27 @@ void expect_model_type(const hf::Config& config, const std::string& type, const 
 }
 
 // A tower's outputs as Optimum names and orders them: with a projection (embeds_name, last_hidden_state), the
-// projected pooled row first; without, (last_hidden_state, pooler_output). `tower` maps the graph's inputs to
-// (last_hidden_state, pooled).
-using Tower = std::function<std::pair<torch::Tensor, torch::Tensor>(const std::vector<torch::Tensor>&)>;
+// projected pooled row first; without, (last_hidden_state, pooler_output); then `hidden_states` outputs
+// hidden_states.0..N-1 (every layer's input and the last layer's output, when the tower collects them). `tower` maps
+// the graph's inputs to (last_hidden_state, pooled), filling `states` when it is given.
+using Tower = std::function<std::pair<torch::Tensor, torch::Tensor>(const std::vector<torch::Tensor>&,
+                                                                    std::vector<torch::Tensor>* states)>;
 void set_tower_outputs(ExportGraph& g, const Tower& tower, layers::Linear projection, const std::string& embeds_name,
-                       const std::vector<std::string>& hidden_dims) {
-  if (projection) {
+                       const std::vector<std::string>& hidden_dims, int64_t hidden_states = 0) {
+  if (projection)
     g.outputs = {{embeds_name, torch::kFloat, {"batch_size", ""}}, {"last_hidden_state", torch::kFloat, hidden_dims}};
-    g.forward = [tower, projection](const std::vector<torch::Tensor>& in) mutable {
-      auto [hidden, pooled] = tower(in);
-      return std::vector<torch::Tensor>{projection->forward(pooled), hidden};
-    };
-  } else {
+  else
     g.outputs = {{"last_hidden_state", torch::kFloat, hidden_dims}, {"pooler_output", torch::kFloat, {"batch_size", ""}}};
-    g.forward = [tower](const std::vector<torch::Tensor>& in) {
-      auto [hidden, pooled] = tower(in);
-      return std::vector<torch::Tensor>{hidden, pooled};
-    };
-  }
+  for (int64_t i = 0; i < hidden_states; ++i)
+    g.outputs.push_back({"hidden_states." + std::to_string(i), torch::kFloat, hidden_dims});
+  g.forward = [tower, projection, hidden_states](const std::vector<torch::Tensor>& in) mutable {
+    std::vector<torch::Tensor> states;
+    auto [hidden, pooled] = tower(in, hidden_states > 0 ? &states : nullptr);
+    std::vector<torch::Tensor> out = projection ? std::vector<torch::Tensor>{projection->forward(pooled), hidden}
+                                                : std::vector<torch::Tensor>{hidden, pooled};
+    out.insert(out.end(), states.begin(), states.end());
+    return out;
+  };
 }
 
 std::vector<torch::Tensor> example_pixels(const VisionConfig& c, int64_t batch) {
@@ -337,23 +340,19 @@ std::shared_ptr<ExportModel> build_clip_text(const BuildContext& ctx) {
     // SDXL, which read the penultimate layer).
     m->graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}}};
     set_tower_outputs(
-        m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], {}); },
-        model->text_projection, "text_embeds", hidden_dims);
-    for (int64_t i = 0; i <= c.num_hidden_layers; ++i)
-      m->graph().outputs.push_back({"hidden_states." + std::to_string(i), torch::kFloat, hidden_dims});
-    m->graph().forward = [model](const std::vector<torch::Tensor>& in) {
-      std::vector<torch::Tensor> states;
-      auto [hidden, pooled] = model->text_model->forward(in[0], {}, &states);
-      std::vector<torch::Tensor> out = model->text_projection ? std::vector<torch::Tensor>{model->text_projection(pooled), hidden}
-                                                              : std::vector<torch::Tensor>{hidden, pooled};
-      out.insert(out.end(), states.begin(), states.end());
-      return out;
-    };
+        m->graph(),
+        [model](const std::vector<torch::Tensor>& in, std::vector<torch::Tensor>* states) {
+          return model->text_model->forward(in[0], {}, states);
+        },
+        model->text_projection, "text_embeds", hidden_dims, c.num_hidden_layers + 1);
   } else {
     m->graph().inputs = {{"input_ids", torch::kLong, {"batch_size", "sequence_length"}},
                          {"attention_mask", torch::kLong, {"batch_size", "sequence_length"}}};
     set_tower_outputs(
-        m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->text_model->forward(in[0], in[1]); },
+        m->graph(),
+        [model](const std::vector<torch::Tensor>& in, std::vector<torch::Tensor>*) {
+          return model->text_model->forward(in[0], in[1]);
+        },
         model->text_projection, "text_embeds", hidden_dims);
   }
   m->graph().example_inputs = [specs = m->graph().inputs, c](const DimSizes& d) {
@@ -382,7 +381,8 @@ std::shared_ptr<ExportModel> build_clip_vision(const BuildContext& ctx) {
     return example_pixels(c, d.at("batch_size"));
   };
   set_tower_outputs(
-      m->graph(), [model](const std::vector<torch::Tensor>& in) { return model->vision_model->forward(in[0]); },
+      m->graph(),
+      [model](const std::vector<torch::Tensor>& in, std::vector<torch::Tensor>*) { return model->vision_model->forward(in[0]); },
       model->visual_projection, "image_embeds", {"batch_size", std::to_string(c.num_positions()), ""});
   return m;
 }

@@ -32,9 +32,9 @@ torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
 torch::Tensor upsample_nearest_to(const torch::Tensor& x, const torch::Tensor& like) {
   // Source index floor(i / 2) of each target position i, as float (exact) truncated to int64.
   auto source = [](const torch::Tensor& line) {  // line: [N] of any values
-    return ((torch::ones_like(line).cumsum(0) - 1) * 0.5).to(torch::kLong);
+    return ((torch::ones_like(line, torch::kFloat).cumsum(0) - 1) * 0.5).to(torch::kLong);
   };
-  auto plane = like.select(0, 0).select(0, 0).to(torch::kFloat);  // [H', W']
+  auto plane = like.select(0, 0).select(0, 0);  // [H', W']
   return x.index_select(2, source(plane.select(1, 0))).index_select(3, source(plane.select(0, 0)));
 }
 
