@@ -72,10 +72,10 @@ int main(int argc, char** argv) {
 
   ExportOptions ex;
   std::string report;
-  auto* export_cmd = app.add_subcommand("export", "export MODEL (a folder, or org/name in the Hugging Face cache) to OUT_DIR (onnx/model.onnx; encoder-decoder models: onnx/encoder_model.onnx and the decoders)");
+  auto* export_cmd = app.add_subcommand("export", "export MODEL (a folder, or org/name in the Hugging Face cache) to OUT_DIR (onnx/model.onnx; encoder-decoder models: onnx/encoder_model.onnx and the decoders; a diffusers pipeline folder: text_encoder/, unet/, vae_encoder/, vae_decoder/)");
   std::string model_arg, revision;
   export_cmd->add_option("model", model_arg,
-                         "Hugging Face model folder (config.json + weights), or a model id (org/name) in the local "
+                         "Hugging Face model folder (config.json + weights, or a diffusers pipeline's model_index.json), or a model id (org/name) in the local "
                          "Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); a path that "
                          "exists wins")
       ->required();
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--layout", ex.layout,
                          "hub (default): the .onnx files in OUT_DIR/onnx/, config and tokenizer files at the root, as "
                          "ONNX repositories on the hub and transformers.js have them; optimum: everything at the root, "
-                         "as Optimum's ORTModel classes load it")
+                         "as Optimum's ORTModel classes load it (a diffusers pipeline: its component folders either way)")
       ->transform(CLI::CheckedTransformer(layouts, CLI::ignore_case))
       ->default_str("hub");
   export_cmd->add_option("--task", ex.task, task_help())->default_val("auto");

@@ -111,8 +111,8 @@ ExportResult export_diffusion_pipeline(const ExportOptions& opt) {
     // Each component's config beside its graphs (vae_encoder and vae_decoder both get vae/config.json).
     std::vector<std::string> folders;
     for (const auto& g : run.graphs) folders.push_back(fs::path(g["file"].get<std::string>()).parent_path().string());
-    for (const auto& folder : folders)
-      if (may_copy(src.dir, "config.json", opt.follow_symlinks)) out.copy_in(src.dir / "config.json", folder + "/config.json");
+    if (may_copy(src.dir, "config.json", opt.follow_symlinks))
+      for (const auto& folder : folders) out.copy_in(src.dir / "config.json", folder + "/config.json");
     result.node_count += run.node_count;
     for (const auto& [stage, s] : run.stage_seconds) result.stage_seconds.emplace_back(name + "." + stage, s);
     nlohmann::json& r = report["components"][name];
