@@ -44,6 +44,7 @@ struct ExportOptions {
   bool force_external_data = false;             // write model.onnx_data even below 2 GB (tests)
   std::optional<QuantizeOptions> quantize;      // --quantize: also write model_quantized.onnx
   bool follow_symlinks = false;                 // copy companion files linking outside the model folder
+  bool keep_weight_dtype = false;               // bfloat16 / float16 weights written as stored, cast where used
   VerifyOptions verify;
 };
 

@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--opset", ex.opset, "ONNX opset")->default_val(17)->check(CLI::Range(kMinOpset, kMaxOpset));
   export_cmd->add_option("--report", report, "write a JSON report of what was done");
   export_cmd->add_flag("--external-data", ex.force_external_data, "store weights in model.onnx_data even below 2 GB");
+  export_cmd->add_flag("--keep-weight-dtype", ex.keep_weight_dtype,
+                       "write bfloat16 / float16 weights as the checkpoint stores them (half the file of float32; the "
+                       "graph casts each to float32 where it is used and still computes in float32, and ONNX Runtime "
+                       "folds the casts when it loads the model)");
   export_cmd->add_flag("--follow-symlinks", ex.follow_symlinks,
                        "copy tokenizer/config files that are links to files outside the model folder (by default "
                        "only links into the folder or into a Hugging Face cache are followed)");

@@ -132,23 +132,34 @@ void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst) 
   });
 }
 
-uint64_t count_non_finite(const float* p, uint64_t n) {
-  constexpr uint64_t kChunk = 1 << 18;  // 1 MB of floats at a time when read from a file
-  const bool mapped = MappedFile::file_range(p, n * sizeof(float)).has_value();
-  thread_local std::vector<uint32_t> buffer;
+namespace {
+template <typename Bits>
+uint64_t count_with_mask(const void* p, uint64_t n, Bits exponent) {
+  constexpr uint64_t kChunk = (1 << 20) / sizeof(Bits);  // 1 MB at a time when read from a file
+  const bool mapped = MappedFile::file_range(p, n * sizeof(Bits)).has_value();
+  thread_local std::vector<Bits> buffer;
   uint64_t bad = 0;
   for (uint64_t i = 0; i < n; i += kChunk) {
     const uint64_t k = std::min(n - i, kChunk);
-    const void* chunk = p + i;
+    const Bits* bits = static_cast<const Bits*>(p) + i;
     if (mapped) {
       buffer.resize(kChunk);
-      MappedFile::read(p + i, k * sizeof(float), buffer.data());
-      chunk = buffer.data();
+      MappedFile::read(bits, k * sizeof(Bits), buffer.data());
+      bits = buffer.data();
     }
-    const auto* bits = static_cast<const uint32_t*>(chunk);
-    for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & 0x7f800000u) == 0x7f800000u;
+    for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & exponent) == exponent;
   }
   return bad;
+}
+}  // namespace
+
+uint64_t count_non_finite(const void* p, uint64_t n, FloatFormat format) {
+  switch (format) {
+    case FloatFormat::Float32: return count_with_mask<uint32_t>(p, n, 0x7f800000u);
+    case FloatFormat::Float16: return count_with_mask<uint16_t>(p, n, 0x7c00u);
+    case FloatFormat::BFloat16: return count_with_mask<uint16_t>(p, n, 0x7f80u);
+  }
+  return 0;
 }
 
 }  // namespace hf2onnx

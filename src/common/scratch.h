@@ -27,7 +27,8 @@ void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst);
 using StripFn = std::function<const float*(int64_t r0, int64_t n, float* buffer)>;
 void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip);
 
-// How many of p[0, n) are NaN or infinite (read from the file when p lies in a file mapping).
-uint64_t count_non_finite(const float* p, uint64_t n);
+// How many of the n numbers at p are NaN or infinite (read from the file when p lies in a file mapping).
+enum class FloatFormat { Float32, Float16, BFloat16 };
+uint64_t count_non_finite(const void* p, uint64_t n, FloatFormat format = FloatFormat::Float32);
 
 }  // namespace hf2onnx

@@ -16,6 +16,7 @@
 #include "export/component.h"
 #include "export/lower_graph.h"
 #include "export/verify_graphs.h"
+#include "export/weight_storage.h"
 #include "onnx/check.h"
 #include "onnx/merge_decoders.h"
 #include "onnx/writer.h"
@@ -119,63 +120,22 @@ namespace {
 // the tensor and its file, as the bytes stream into the ONNX file.
 void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkpoint& checkpoint) {
   for (auto& init : initializers) {
-    if (init.data_type != onnx::TensorProto::FLOAT) continue;
+    FloatFormat format;
+    switch (init.data_type) {
+      case onnx::TensorProto::FLOAT: format = FloatFormat::Float32; break;
+      case onnx::TensorProto::FLOAT16: format = FloatFormat::Float16; break;
+      case onnx::TensorProto::BFLOAT16: format = FloatFormat::BFloat16; break;
+      default: continue;
+    }
     auto it = checkpoint.tensors.find(init.name);
     const std::string source = it == checkpoint.tensors.end() ? "" : it->second.source;
-    init.bytes = [inner = init.bytes, name = init.name, source]() {
+    init.bytes = [inner = init.bytes, name = init.name, source, format, size = onnx_type_size(init.data_type)]() {
       TensorBytes b = inner();
-      const uint64_t bad = count_non_finite(static_cast<const float*>(b.data), b.size / 4);
+      const uint64_t bad = count_non_finite(b.data, b.size / size, format);
       if (bad)
         spdlog::warn("{}{}weight '{}' has {} NaN or infinite value{} of {}", source, source.empty() ? "" : ": ", name,
-                     bad, bad == 1 ? "" : "s", b.size / 4);
+                     bad, bad == 1 ? "" : "s", b.size / size);
       return b;
-    };
-  }
-}
-
-// Weights stored in float16 / bfloat16 / float64 are converted to float32 as each is written (transposed
-// when the graph stores it [in, out]), and the checkpoint's pages are given back: one tensor in memory at a time.
-void convert_when_written(LoweredModel& lowered, const std::map<std::string, const hf::TensorData*>& deferred) {
-  for (auto& init : lowered.initializers) {
-    auto it = deferred.find(init.name);
-    if (it == deferred.end()) continue;
-    const hf::TensorData* source = it->second;
-    const bool transposed = lowered.transposed.count(init.name) > 0;  // the [in, out] copy of a Linear weight
-    const std::vector<int64_t> want =
-        transposed && source->shape.size() == 2 ? std::vector<int64_t>{source->shape[1], source->shape[0]} : source->shape;
-    if (init.dims != want) throw Error("internal: initializer " + quote_name(init.name) + " does not have its tensor's shape");
-    init.bytes = [source, transposed]() {  // into this thread's reusable buffer (one weight at a time)
-      const size_t n = static_cast<size_t>(source->numel());
-      float* out = scratch_floats(n);
-      if (!source->is_contiguous()) {  // rare (a strided view in a pickle): convert it whole, then transpose
-        float* converted = scratch_floats(n, 1);
-        hf::convert_to_float32(*source, converted);
-        if (!transposed) return TensorBytes{converted, n * 4, nullptr};
-        transpose_floats(converted, source->shape[0], source->shape[1], out);
-        return TensorBytes{out, n * 4, nullptr};
-      }
-      // A strip of rows at a time: read from the checkpoint's file (no page faults), converted, placed.
-      const int64_t cols = source->shape.empty() ? 1 : source->numel() / std::max<int64_t>(source->shape[0], 1);
-      const int64_t rows = source->shape.empty() ? 1 : source->shape[0];
-      const size_t es = hf::dtype_size(source->dtype);
-      std::vector<uint8_t> raw;
-      auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
-        raw.resize(static_cast<size_t>(count * cols) * es);
-        MappedFile::read(source->data + static_cast<size_t>(r0 * cols) * es, raw.size(), raw.data());
-        hf::TensorData part = *source;
-        part.data = raw.data();
-        part.shape = {count, cols};
-        part.strides = {cols, 1};
-        hf::convert_to_float32(part, buffer);
-        return buffer;
-      };
-      if (transposed && source->shape.size() == 2) {
-        transpose_strips(rows, cols, out, strip);
-      } else {
-        constexpr int64_t kRows = 64;
-        for (int64_t r0 = 0; r0 < rows; r0 += kRows) strip(r0, std::min(kRows, rows - r0), out + r0 * cols);
-      }
-      return TensorBytes{out, n * 4, nullptr};
     };
   }
 }
@@ -250,6 +210,7 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
 
   sw = Stopwatch();
   std::vector<LoweredModel> lowered;
+  size_t kept_16bit = 0;  // weights written in bfloat16 / float16 (--keep-weight-dtype)
   for (size_t i = 0; i < traced.size(); ++i) {
     const ExportGraph& g = model->graphs[i];
     LowerOptions lower;
@@ -260,11 +221,15 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
                        run.task + ")";
     lower.metadata = {{"source_architecture", arch.architecture}, {"task", run.task}};
     lowered.push_back(with_context(graph_file_stem(g.kind), [&] { return lower_to_onnx(traced[i], lower); }));
-    check_model(lowered.back().model, lowered.back().initializers);
-    run.node_count += static_cast<size_t>(lowered.back().model.graph().node_size());
+    LoweredModel& l = lowered.back();
+    kept_16bit += store_weights(*l.model.mutable_graph(), l.initializers, l.transposed, loaded.deferred,
+                                opt.keep_weight_dtype ? WeightDtype::Stored : WeightDtype::Float32);
+    check_model(l.model, l.initializers);
+    run.node_count += static_cast<size_t>(l.model.graph().node_size());
   }
   traced.clear();
-  for (auto& l : lowered) convert_when_written(l, loaded.deferred);
+  if (kept_16bit) spdlog::info("{} weights stay 16-bit as stored, each read through a Cast to float32", kept_16bit);
+  else if (opt.keep_weight_dtype) spdlog::info("--keep-weight-dtype: no weight is stored in bfloat16 or float16 here");
   if (opt.opset <= kMaxCheckedOpset)
     spdlog::info("lowered to {} ONNX nodes at opset {}, checked in {:.2f} s", run.node_count, opt.opset, stage("lower", sw));
   else if (opt.verify.enabled)

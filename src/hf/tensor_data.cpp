@@ -1,7 +1,11 @@
 #include "hf/tensor_data.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "common/mapped_file.h"
+#include "common/scratch.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx::hf {
@@ -143,6 +147,34 @@ void convert_to_float32(const TensorData& t, float* out) {
       idx[d] = 0;
     }
   }
+}
+
+void read_as_float32(const TensorData& t, bool transposed, float* out) {
+  transposed = transposed && t.shape.size() == 2;
+  if (!t.is_contiguous()) {  // rare (a strided view in a pickle): convert it whole, then transpose
+    if (!transposed) return convert_to_float32(t, out);
+    std::vector<float> converted(static_cast<size_t>(t.numel()));
+    convert_to_float32(t, converted.data());
+    return transpose_floats(converted.data(), t.shape[0], t.shape[1], out);
+  }
+  // A strip of rows at a time: read from the file (MappedFile::read: no page faults), converted, placed.
+  const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+  const int64_t cols = rows == 0 ? 0 : t.numel() / rows;
+  const size_t es = dtype_size(t.dtype);
+  std::vector<uint8_t> raw;
+  auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
+    raw.resize(static_cast<size_t>(count * cols) * es);
+    MappedFile::read(t.data + static_cast<size_t>(r0 * cols) * es, raw.size(), raw.data());
+    TensorData part = t;
+    part.data = raw.data();
+    part.shape = {count, cols};
+    part.strides = {cols, 1};
+    convert_to_float32(part, buffer);
+    return buffer;
+  };
+  if (transposed) return transpose_strips(rows, cols, out, strip);
+  constexpr int64_t kRows = 64;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) strip(r0, std::min(kRows, rows - r0), out + r0 * cols);
 }
 
 }  // namespace hf2onnx::hf

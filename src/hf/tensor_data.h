@@ -32,6 +32,11 @@ std::string shape_str(const std::vector<int64_t>& shape);  // "[768, 3072]"
 // Converts any floating or integer tensor (any strides) to contiguous float32 in `out` (numel floats).
 void convert_to_float32(const TensorData& t, float* out);
 
+// The same, for the exporter and the quantizer: a 2-D tensor transposed ([cols, rows]) when `transposed`, and a
+// tensor inside a file mapping read from its file a strip of rows at a time (no page faults, nothing of it left
+// resident).
+void read_as_float32(const TensorData& t, bool transposed, float* out);
+
 // Bit-exact half / bfloat16 → float.
 float half_to_float(uint16_t h);
 float bfloat16_to_float(uint16_t b);

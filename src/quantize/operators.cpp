@@ -20,31 +20,21 @@ float float_attr(const onnx::NodeProto& n, const std::string& name, float fallba
   return fallback;
 }
 
-// The initializer behind B when B is Transpose(perm=[1, 0]) of a float [N, K] initializer (a tied
-// embedding used as lm_head); empty otherwise.
-std::string transposed_weight(QuantContext& ctx, const std::string& b) {
-  const onnx::NodeProto* t = ctx.producer(b);
-  if (!t || t->op_type() != "Transpose" || t->input_size() != 1 || !ctx.is_float_initializer(t->input(0), 2)) return "";
-  for (const auto& a : t->attribute())
-    if (a.name() == "perm" && (a.ints_size() != 2 || a.ints(0) != 1 || a.ints(1) != 0)) return "";
-  return t->input(0);
-}
-
-// MatMul(A, W) with W a constant [K, N] (or Transpose of a constant [N, K]):
+// MatMul(A, W) with W a constant [K, N] (or Transpose of a constant [N, K], or either through a Cast from 16 bits:
+// QuantContext::constant_weight):
 //   DynamicQuantizeLinear(A) → MatMulInteger(A_q, W_q, A_zp, W_zp) → Cast(float) → Mul(·, A_scale * W_scale)
 bool matmul_should_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
-  return n.input_size() == 2 && !ctx.initializer(n.input(0)) &&
-         (ctx.is_float_initializer(n.input(1), 2) || !transposed_weight(ctx, n.input(1)).empty());
+  if (n.input_size() != 2 || ctx.initializer(n.input(0))) return false;
+  auto w = ctx.constant_weight(n.input(1));
+  return w && ctx.initializer(w->initializer)->header.dims_size() == 2;
 }
 
 void matmul_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
   const bool symmetric = ctx.weight_type == quant::QType::Int8;
-  const std::string through_transpose = transposed_weight(ctx, n.input(1));
+  const auto b = *ctx.constant_weight(n.input(1));
   const int axis = ctx.options.per_channel ? 1 : -1;
-  QuantizedWeight w = through_transpose.empty()
-                          ? ctx.quantize_weight(n.input(1), ctx.weight_type, symmetric, axis, n, false, ctx.pair_sum_limit)
-                          : ctx.quantize_weight(through_transpose, ctx.weight_type, symmetric, axis, n, true,
-                                                ctx.pair_sum_limit);
+  QuantizedWeight w =
+      ctx.quantize_weight(b.initializer, ctx.weight_type, symmetric, axis, n, b.transposed, ctx.pair_sum_limit);
   ActivationQuant a = ctx.dynamic_quantize(n.input(0));
   const std::string base = n.name().empty() ? n.output(0) : n.name();
   std::string integer = ctx.fresh(n.output(0) + "_output_quantized");
@@ -62,12 +52,12 @@ void matmul_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
 
 // Gather(table, indices) with a constant table: uint8 per-tensor table, DequantizeLinear after the Gather.
 bool gather_should_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
-  const LazyTensor* t = ctx.initializer(n.input(0));
-  return t && t->header.data_type() == onnx::TensorProto::FLOAT && t->header.dims_size() >= 2;
+  auto t = ctx.constant_weight(n.input(0));
+  return t && !t->transposed && ctx.initializer(t->initializer)->header.dims_size() >= 2;
 }
 
 void gather_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
-  QuantizedWeight w = ctx.quantize_weight(n.input(0), quant::QType::UInt8, false, -1, n);
+  QuantizedWeight w = ctx.quantize_weight(ctx.constant_weight(n.input(0))->initializer, quant::QType::UInt8, false, -1, n);
   const std::string base = n.name().empty() ? n.output(0) : n.name();
   std::string gathered = ctx.fresh(n.output(0) + "_quantized");
   auto& g = ctx.add_node("Gather", {w.data, n.input(1)}, {gathered}, ctx.fresh(base + "_quant"));

@@ -13,6 +13,7 @@
 #include "onnx/output_dir.h"
 #include "common/mapped_file.h"
 #include "common/scratch.h"
+#include "hf/tensor_data.h"
 #include "hf2onnx/error.h"
 
 namespace hf2onnx {
@@ -89,7 +90,30 @@ const LazyTensor* QuantContext::initializer(const std::string& name) const {
 
 bool QuantContext::is_float_initializer(const std::string& name, int rank) const {
   const LazyTensor* t = initializer(name);
-  return t && t->header.data_type() == onnx::TensorProto::FLOAT && t->header.dims_size() == rank;
+  return t && t->header.data_type() == onnx::TensorProto::FLOAT && (rank < 0 || t->header.dims_size() == rank);
+}
+
+std::optional<QuantContext::ConstantWeight> QuantContext::constant_weight(const std::string& value) const {
+  if (is_float_initializer(value, -1)) return ConstantWeight{value, false};
+  const onnx::NodeProto* n = producer(value);
+  if (!n || n->input_size() != 1) return std::nullopt;
+  if (n->op_type() == "Cast") {
+    const LazyTensor* t = initializer(n->input(0));
+    bool to_float = false;
+    for (const auto& a : n->attribute()) to_float = to_float || (a.name() == "to" && a.i() == onnx::TensorProto::FLOAT);
+    const bool half = t && (t->header.data_type() == onnx::TensorProto::FLOAT16 ||
+                            t->header.data_type() == onnx::TensorProto::BFLOAT16);
+    if (to_float && half) return ConstantWeight{n->input(0), false};
+    return std::nullopt;
+  }
+  if (n->op_type() == "Transpose") {
+    auto inner = constant_weight(n->input(0));
+    if (!inner || inner->transposed || initializer(inner->initializer)->header.dims_size() != 2) return std::nullopt;
+    for (const auto& a : n->attribute())
+      if (a.name() == "perm" && (a.ints_size() != 2 || a.ints(0) != 1 || a.ints(1) != 0)) return std::nullopt;
+    return ConstantWeight{inner->initializer, true};
+  }
+  return std::nullopt;
 }
 
 bool QuantContext::excluded(const onnx::NodeProto& node) const {
@@ -145,21 +169,28 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   spec.reduce_range = options.reduce_range;
   spec.axis = axis;
   spec.pair_sum_limit = pair_sum_limit;
-  // Quantizes the source weight (read from its map, transposed if asked, pages given back afterwards).
+  // Quantizes the source weight (read from its map, converted to float32 and transposed if asked, pages given
+  // back afterwards).
   auto quantize = [source = t, transposed, spec, name]() {
     const TensorBytes bytes = source.bytes();
-    std::vector<int64_t> shape = source.dims();
     const float* values = static_cast<const float*>(bytes.data);
-    std::vector<float> transposed_values;  // only while quantizing
-    if (transposed) {  // transpose_floats reads a mapped source from its file
-      const int64_t rows = shape[0], cols = shape[1];
-      transposed_values.resize(static_cast<size_t>(rows * cols));
-      transpose_floats(values, rows, cols, transposed_values.data());
-      values = transposed_values.data();
-      shape = {cols, rows};
+    std::vector<float> converted;  // only while quantizing
+    const int32_t type = source.header.data_type();
+    if (transposed || type != onnx::TensorProto::FLOAT) {  // read from the file when mapped
+      hf::TensorData view;
+      view.dtype = type == onnx::TensorProto::FLOAT16 ? hf::DType::F16
+                   : type == onnx::TensorProto::BFLOAT16 ? hf::DType::BF16 : hf::DType::F32;
+      view.shape = source.dims();
+      view.strides = hf::contiguous_strides(view.shape);
+      view.data = static_cast<const uint8_t*>(bytes.data);
+      converted.resize(static_cast<size_t>(source.numel()));
+      hf::read_as_float32(view, transposed, converted.data());
+      values = converted.data();
     } else {
       MappedFile::populate(bytes.data, bytes.size);  // read in place: mapped in one call
     }
+    std::vector<int64_t> shape = source.dims();
+    if (transposed) shape = {shape[1], shape[0]};
     quant::QuantizedTensor q =
         with_context("quantizing '" + name + "'", [&] { return quant::quantize_tensor(values, shape, spec); });
     MappedFile::release_pages(bytes.data, bytes.size);

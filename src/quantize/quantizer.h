@@ -2,6 +2,7 @@
 // (ONNX Runtime's quantization/registry.py shape: op type → should_quantize / quantize).
 #pragma once
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -34,13 +35,21 @@ class QuantContext {
 
   const LazyTensor* initializer(const std::string& name) const;
   bool is_float_initializer(const std::string& name, int rank) const;
+  // The constant behind a float value: a float32 initializer; Cast(to=float) of a float16 / bfloat16 one (an
+  // export with --keep-weight-dtype); or Transpose(perm=[1, 0]) of either (`transposed`: a Linear weight kept
+  // [out, in], or a tied embedding used as lm_head). Nothing for any other value.
+  struct ConstantWeight {
+    std::string initializer;
+    bool transposed = false;
+  };
+  std::optional<ConstantWeight> constant_weight(const std::string& value) const;
   bool excluded(const onnx::NodeProto& node) const;
 
   // One DynamicQuantizeLinear per activation, shared by all its quantized consumers.
   ActivationQuant dynamic_quantize(const std::string& activation);
-  // Quantizes an initializer once per (type, axis) and returns the names of its parts. With `transposed`,
-  // the initializer is [N, K] and its transpose is quantized (a tied embedding used by MatMul through
-  // Transpose): parts are named after "<name>_transposed".
+  // Quantizes an initializer (float32, float16 or bfloat16) once per (type, axis) and returns the names of its
+  // parts. With `transposed`, the initializer is [N, K] and its transpose is quantized (constant_weight):
+  // parts are named after "<name>_transposed".
   // `pair_sum_limit`: see quant::WeightSpec (MatMul weights of the portable form).
   QuantizedWeight quantize_weight(const std::string& name, quant::QType type, bool symmetric, int axis,
                                   const onnx::NodeProto& node, bool transposed = false, int pair_sum_limit = 0);
