@@ -24,9 +24,10 @@ const char* const kParts[] = {"text_encoder", "unet", "vae_encoder", "vae_decode
 nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read_file(p)); }
 
 fs::path export_sd(const fs::path& model_dir, const std::string& name, int opset = 17,
-                   std::optional<QuantizeOptions> quantize = std::nullopt) {
+                   std::optional<QuantizeOptions> quantize = std::nullopt, bool keep_weight_dtype = false) {
   const fs::path out = temp_dir("sd_" + name);
   ExportOptions opt;
+  opt.keep_weight_dtype = keep_weight_dtype;
   opt.model_dir = model_dir;
   opt.out_dir = out / "export";
   opt.opset = opset;
@@ -141,7 +142,8 @@ INSTANTIATE_TEST_SUITE_P(Opsets, SdTinyExport, ::testing::Values(14, 17, kMaxOps
                          [](const auto& info) { return "opset" + std::to_string(info.param); });
 
 // A pipeline whose components ship only fp16 variant files (diffusion_pytorch_model.fp16.safetensors,
-// model.fp16.safetensors) exports as float32 and computes exactly what the same values in a float32 checkpoint do.
+// model.fp16.safetensors) exports as float32 and computes exactly what the same values in a float32 checkpoint do;
+// with --keep-weight-dtype, its weights stay float16 and it computes the same again.
 // (This copy also names a safety checker, which is left out, and has a feature_extractor folder, which is copied.)
 TEST(SdTiny, Fp16VariantFilesExportLikeTheirFloat32Values) {
   const fs::path base = temp_dir("sd_fp16_src");
@@ -171,6 +173,7 @@ TEST(SdTiny, Fp16VariantFilesExportLikeTheirFloat32Values) {
     hf::write_safetensors(rounded / folder / (file + ".safetensors"), floats);
   }
   const fs::path a = export_sd(fp16, "fp16"), b = export_sd(rounded, "rounded");
+  const fs::path c = export_sd(fp16, "fp16_kept", 17, std::nullopt, /*keep_weight_dtype=*/true);
   EXPECT_EQ(read_file(a / "export" / "feature_extractor" / "preprocessor_config.json"), R"({"crop_size": 224})");
   EXPECT_FALSE(fs::exists(a / "export" / "safety_checker"));
   const auto report = read_json(a / "report.json");
@@ -186,6 +189,20 @@ TEST(SdTiny, Fp16VariantFilesExportLikeTheirFloat32Values) {
     }
     const onnx::ModelProto m = load_onnx(a / "export" / part / "model.onnx");
     for (const auto& init : m.graph().initializer()) EXPECT_NE(init.data_type(), onnx::TensorProto::FLOAT16) << part << " " << init.name();
+    // --keep-weight-dtype: the weights stay float16 (convolutions included), and the outputs are the same.
+    run_ort(c / "export" / part / "model.onnx", set, c / ("ort_" + std::string(part)));
+    for (const auto& entry : fs::directory_iterator(c / ("ort_" + std::string(part)))) {
+      Array x = read_npy(entry.path()), y = read_npy(b / ("ort_" + std::string(part)) / entry.path().filename());
+      EXPECT_EQ(max_abs_diff(x, y), 0.0) << part << " " << entry.path().filename() << " (kept float16)";
+    }
+    int halves = 0, weights = 0;
+    const onnx::ModelProto k = load_onnx(c / "export" / part / "model.onnx");
+    for (const auto& init : k.graph().initializer()) {
+      weights += init.dims_size() >= 2 && init.data_type() != onnx::TensorProto::INT64;
+      halves += init.dims_size() >= 2 && init.data_type() == onnx::TensorProto::FLOAT16;
+    }
+    EXPECT_EQ(halves, weights) << part;
+    EXPECT_GT(halves, 0) << part;
   }
 }
 

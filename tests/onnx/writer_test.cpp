@@ -10,6 +10,7 @@
 #include "common/mapped_file.h"
 #include "common/scratch.h"
 #include "common/test_util.h"
+#include "hf/tensor_data.h"
 #include "onnx/reader.h"
 #include "onnx/writer.h"
 
@@ -57,6 +58,49 @@ TEST(NonFinite, CountsNaNAndInfinityAcrossChunks) {
   auto file = mapped_floats(temp_dir("nonfinite") / "m.bin", v);
   EXPECT_EQ(count_non_finite(reinterpret_cast<const float*>(file->data()), v.size()), 3u);
   EXPECT_EQ(count_non_finite(v.data(), 3), 0u);
+}
+
+// float16 and bfloat16: the exponent field all ones is NaN or infinity, whatever the mantissa; from memory and
+// from a mapping, across the 1 MB chunks.
+TEST(NonFinite, CountsSixteenBitNaNAndInfinity) {
+  for (const FloatFormat format : {FloatFormat::Float16, FloatFormat::BFloat16}) {
+    const uint16_t exponent = format == FloatFormat::Float16 ? 0x7c00 : 0x7f80;
+    std::vector<uint16_t> v(1200000, 0x3c00);  // 1.0 in float16; 0.0078125 in bfloat16
+    v[1] = exponent;                       // +infinity
+    v[524288] = exponent | 0x8001;         // a NaN, first element of the second chunk
+    v[v.size() - 1] = exponent | 0x8000;   // -infinity
+    v[7] = static_cast<uint16_t>(exponent - 1);  // the largest finite magnitude's neighbour: finite
+    EXPECT_EQ(count_non_finite(v.data(), v.size(), format), 3u);
+    const fs::path f = temp_dir("nonfinite16") / "m.bin";
+    write_file(f, std::string(reinterpret_cast<const char*>(v.data()), v.size() * 2));
+    auto file = MappedFile::open(f);
+    EXPECT_EQ(count_non_finite(file->data(), v.size(), format), 3u);
+    EXPECT_EQ(count_non_finite(v.data(), 1, format), 0u);
+  }
+}
+
+// read_as_float32 of a bfloat16 matrix in a mapping: the exact values, as stored and transposed.
+TEST(Transpose, SixteenBitMatricesReadAsFloat32FromAFileMapping) {
+  const int64_t rows = 130, cols = 75;  // more than one 64-row strip, not a multiple of the tiles
+  std::vector<uint16_t> v(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint16_t>(0x3f80 + (i % 300) * 3);  // 1.0 upwards
+  const fs::path f = temp_dir("bf16_read") / "m.bin";
+  write_file(f, std::string(reinterpret_cast<const char*>(v.data()), v.size() * 2));
+  auto file = MappedFile::open(f);
+  hf::TensorData t;
+  t.dtype = hf::DType::BF16;
+  t.shape = {rows, cols};
+  t.strides = {cols, 1};
+  t.data = file->data();
+  std::vector<float> plain(v.size()), transposed(v.size());
+  hf::read_as_float32(t, false, plain.data());
+  hf::read_as_float32(t, true, transposed.data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float want = hf::bfloat16_to_float(v[static_cast<size_t>(r * cols + c)]);
+      ASSERT_EQ(plain[static_cast<size_t>(r * cols + c)], want) << r << "," << c;
+      ASSERT_EQ(transposed[static_cast<size_t>(c * rows + r)], want) << r << "," << c;
+    }
 }
 
 // Forty weights: every other one made into the producing thread's reused buffer (4 MB each, so that a
