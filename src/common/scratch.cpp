@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,14 +56,36 @@ float* scratch_floats(size_t n, int slot) {
   return static_cast<float*>(buffers[slot & 1].get(std::max<size_t>(n, 1) * sizeof(float)));
 }
 
+namespace {
+std::mutex zero_mutex;
+std::map<uintptr_t, uintptr_t> zero_regions;  // start → end of each live zero_floats mapping
+}  // namespace
+
 std::shared_ptr<const float> zero_floats(size_t n) {
   const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
   void* p = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw Error(std::string("cannot map ") + std::to_string(bytes) + " bytes: " + std::strerror(errno));
   madvise(p, bytes, MADV_HUGEPAGE);  // reads then map the kernel's huge zero page: one fault per 2 MB
+  {
+    std::lock_guard<std::mutex> lock(zero_mutex);
+    zero_regions[reinterpret_cast<uintptr_t>(p)] = reinterpret_cast<uintptr_t>(p) + bytes;
+  }
   return std::shared_ptr<const float>(static_cast<const float*>(p), [bytes](const float* q) {
+    {
+      std::lock_guard<std::mutex> lock(zero_mutex);
+      zero_regions.erase(reinterpret_cast<uintptr_t>(q));
+    }
     munmap(const_cast<float*>(q), bytes);
   });
+}
+
+bool is_zero_floats(const void* p, size_t bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(zero_mutex);
+  auto it = zero_regions.upper_bound(a);
+  if (it == zero_regions.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->second;
 }
 
 namespace {

@@ -17,6 +17,8 @@ float* scratch_floats(size_t n, int slot = 0);
 // n read-only zero floats that take no memory: an anonymous mapping that is never written, so every page
 // read is the kernel's shared zero page (the views the tracer multiplies by).
 std::shared_ptr<const float> zero_floats(size_t n);
+// Whether [p, p + bytes) lies inside a live zero_floats mapping (every value there is 0).
+bool is_zero_floats(const void* p, size_t bytes);
 
 // dst[c * rows + r] = src[r * cols + c], in cache-sized tiles. A source inside a file mapping is read from the
 // file a strip of rows at a time (no page faults, nothing of it left resident).

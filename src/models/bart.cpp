@@ -150,7 +150,7 @@ std::shared_ptr<ExportModel> build_bart(const BuildContext& ctx) {
       [model, base](const auto& ids, const auto& states, const auto& mask, auto& caches) {
         auto h = base->decoder(ids, states, mask, caches);
         const auto& head = model->lm_head ? model->lm_head->weight : base->shared->weight;  // tied by default
-        return torch::linear(h, head) + model->final_logits_bias;
+        return layers::linear(h, head) + model->final_logits_bias;
       });
   return m;
 }

@@ -116,7 +116,7 @@ BertLMPredictionHeadImpl::BertLMPredictionHeadImpl(const Config& c, bool tied) :
 
 torch::Tensor BertLMPredictionHeadImpl::forward(const torch::Tensor& hidden, const torch::Tensor& word_embeddings) {
   auto h = transform->LayerNorm(layers::activate(act, transform->dense(hidden)));
-  return torch::linear(h, decoder ? decoder->weight : word_embeddings, bias);
+  return layers::linear(h, decoder ? decoder->weight : word_embeddings, bias);
 }
 
 namespace {

@@ -207,7 +207,7 @@ std::shared_ptr<ExportModel> build_distilbert(const BuildContext& ctx) {
         h = model->vocab_layer_norm(layers::activate(model->activation, h));
         const auto& w = model->vocab_projector ? model->vocab_projector->weight
                                                : model->distilbert->embeddings->word_embeddings->weight;
-        return std::vector<torch::Tensor>{torch::linear(h, w, model->vocab_projector_bias)};
+        return std::vector<torch::Tensor>{layers::linear(h, w, model->vocab_projector_bias)};
       };
       return m;
     default:

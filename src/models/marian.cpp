@@ -181,7 +181,7 @@ std::shared_ptr<ExportModel> build_marian(const BuildContext& ctx) {
         auto h = base->decoder(ids, states, mask, caches);
         if (!mt) return h;
         const auto& head = mt->lm_head ? mt->lm_head->weight : base->decoder->embed_tokens->weight;  // tied by default
-        return torch::linear(h, head) + mt->final_logits_bias;
+        return layers::linear(h, head) + mt->final_logits_bias;
       });
   return m;
 }

@@ -75,7 +75,7 @@ struct RobertaLMHeadImpl : torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& word_embeddings) {
     auto x = layer_norm(torch::gelu(dense(hidden)));
-    return torch::linear(x, decoder ? decoder->weight : word_embeddings, bias);
+    return layers::linear(x, decoder ? decoder->weight : word_embeddings, bias);
   }
   layers::Linear dense{nullptr}, decoder{nullptr};
   layers::LayerNorm layer_norm{nullptr};

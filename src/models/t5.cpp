@@ -283,7 +283,7 @@ std::shared_ptr<ExportModel> build_t5(const BuildContext& ctx) {
       *m, spec, [model](const auto& ids, const auto& mask) { return model->encoder->encode(ids, mask); },
       [model, rescale](const auto& ids, const auto& states, const auto& mask, auto& caches) {
         auto h = model->decoder->decode(ids, states, mask, caches);
-        if (!model->lm_head) return torch::linear(h * rescale, model->shared->weight);  // tied: d_model^-0.5 first
+        if (!model->lm_head) return layers::linear(h * rescale, model->shared->weight);  // tied: d_model^-0.5 first
         return model->lm_head(h);
       });
   return m;

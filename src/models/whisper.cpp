@@ -135,7 +135,7 @@ std::shared_ptr<ExportModel> build_whisper(const BuildContext& ctx) {
       *m, spec, [base](const auto& features, const auto&) { return base->encoder(features); },
       [base, lm](const auto& ids, const auto& states, const auto&, auto& caches) {
         auto h = base->decoder(ids, states, caches);
-        return lm ? torch::linear(h, base->decoder->embed_tokens->weight) : h;  // proj_out, tied
+        return lm ? layers::linear(h, base->decoder->embed_tokens->weight) : h;  // proj_out, tied
       });
   return m;
 }

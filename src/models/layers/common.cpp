@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#include <torch/csrc/jit/frontend/tracer.h>
+
+#include "common/scratch.h"
+
 namespace hf2onnx::layers {
 
 torch::Tensor placeholder(torch::IntArrayRef shape) { return torch::empty(shape, torch::kFloat); }
@@ -10,7 +14,31 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
   weight = register_parameter("weight", placeholder({out, in}), false);
   if (has_bias) bias = register_parameter("bias", placeholder({out}), false);
 }
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return layers::linear(x, weight, bias); }
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  namespace tracer = torch::jit::tracer;
+  const bool zero = tracer::isTracing() && weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1) &&
+                    x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+                    is_zero_floats(weight.storage().data(), weight.storage().nbytes());
+  if (!zero) return torch::linear(x, weight, bias);
+  // What the tracer records for torch::linear (its generated TraceType kernel), with the result computed as the
+  // product is: x @ 0 = 0, plus the bias.
+  auto state = tracer::getTracingState();
+  torch::jit::Node* node = state->createNode(c10::Symbol::fromQualString("aten::linear"), /*num_outputs=*/0);
+  tracer::recordSourceLocation(node);
+  tracer::addInputs(node, "input", x);
+  tracer::addInputs(node, "weight", weight);
+  tracer::addInputs(node, "bias", bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt);
+  state->insertNode(node);
+  tracer::setTracingState(nullptr);
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = weight.size(0);
+  torch::Tensor out = bias.defined() ? bias.expand(sizes).contiguous() : torch::zeros(sizes, x.options());
+  tracer::setTracingState(std::move(state));
+  tracer::addOutput(node, out);
+  return out;
+}
 
 PatchConvImpl::PatchConvImpl(int64_t in, int64_t out, int64_t patch, bool has_bias) : patch(patch) {
   weight = register_parameter("weight", placeholder({out, in, patch, patch}), false);

@@ -16,6 +16,12 @@ namespace hf2onnx::layers {
 // An uninitialised parameter of the given shape (memory is not touched until the checkpoint replaces it).
 torch::Tensor placeholder(torch::IntArrayRef shape);
 
+// F.linear(x, weight, bias): x @ weight.T + bias (bias undefined: none). Every model calls this one, not
+// torch::linear: while the exporter traces with its zero weights in place of the real ones (export/pipeline.cpp),
+// the product is known to be the bias (or 0), so the call is recorded in the trace without multiplying every
+// weight at every traced position.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
 // nn.Linear: weight [out, in], bias [out].
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in, int64_t out, bool bias = true);
@@ -148,7 +154,7 @@ std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> cau
   return [base, lm_head, tied_embedding](const std::vector<torch::Tensor>& in) {
     std::vector<KVCache> caches;
     auto hidden = base->forward(in, caches);
-    return with_presents(torch::linear(hidden, lm_head ? lm_head->weight : tied_embedding), caches);
+    return with_presents(layers::linear(hidden, lm_head ? lm_head->weight : tied_embedding), caches);
   };
 }
 
