@@ -2,10 +2,11 @@
 # Today's LLM families (random checkpoints made by build/make_checkpoint):
 #  - Qwen2-0.5B-shaped (tied lm_head, 2 KV heads): export and quantize wall time and peak RSS; greedy tokens/s in
 #    ONNX Runtime, FP32 vs INT8 (1 thread, batch 1, 128-token prompt, 32 new tokens);
-#  - Mistral-7B-shaped in bfloat16, sharded (≈ 14.5 GB): export (external data, ≈ 29 GB of float32) and quantize,
-#    peak RSS and minor page faults of each, next to `cp` of the checkpoint (page cache warm). The big files are
-#    deleted afterwards.
-# Writes the "llm" section of docs/benchmarks.md.   tools/bench_llm.sh [WORK_DIR]   (needs ~60 GB of disk)
+#  - Llama-1.1B-shaped (float32) and Mistral-7B-shaped in bfloat16, sharded (≈ 14.5 GB): export next to `cp -r`
+#    of the checkpoint in alternating pairs (page cache warm), the ratio taken pair by pair; the 7B with
+#    --keep-weight-dtype (16-bit weights as stored) and once as float32 (≈ 29 GB); quantization of the 7B; peak RSS
+#    and minor page faults of each. The big files are deleted afterwards.
+# Writes the "llm" section of docs/benchmarks.md.   tools/bench_llm.sh [WORK_DIR]   (needs ~50 GB of disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/bench_lib.sh
@@ -36,12 +37,29 @@ runs=1  # a process's fixed page faults (libtorch's start-up, the tiny fixture's
 measure "tiny llama export" "$work/tiny-onnx" build/hf2onnx export -q --no-verify --layout optimum models/llama "$work/tiny-onnx"
 tiny_faults=$(faults)
 rm -rf "$work/tiny-onnx"
-runs=3
-measure "cp 1.1b" "$work/llama-copy" cp -r "$l" "$work/llama-copy"
-lcp_wall="$best_wall ($all_walls)"; lcp_faults=$(faults)
-rm -rf "$work/llama-copy"
-measure "llama export" "$work/llama-onnx" build/hf2onnx export -q --no-verify --layout optimum "$l" "$work/llama-onnx"
-l_wall="$best_wall ($all_walls)"; l_rss=$best_rss; l_faults=$(faults)
+# pairs N LABEL CHECKPOINT OUT [export options]: N alternating runs of `cp -r CHECKPOINT` and the export of it into
+# OUT (each removes both outputs first, so neither's write-back lands in the other's run); sets cp_walls / ex_walls
+# ("a / b / c"), ratios (export/cp, pair by pair), ratio_median, and ex_rss / ex_faults / cp_faults of the last pair.
+pairs() {
+  local n=$1 label=$2 src=$3 out=$4 i cw ew list=""
+  shift 4
+  cp_walls=""; ex_walls=""; ratios=""
+  for i in $(seq "$n"); do
+    rm -rf "$out"; runs=1
+    measure "cp $label" "$work/copy" cp -r "$src" "$work/copy"
+    cw=$best_wall; cp_faults=$(faults)
+    rm -rf "$work/copy"
+    measure "$label export" "$out" build/hf2onnx export -q --no-verify --layout optimum "$@" "$src" "$out"
+    ew=$best_wall; ex_rss=$best_rss; ex_faults=$(faults)
+    cp_walls+="${cp_walls:+ / }$cw"; ex_walls+="${ex_walls:+ / }$ew"
+    r=$(awk "BEGIN{printf \"%.2f\", $ew/$cw}"); ratios+="${ratios:+ / }$r"; list+="$r\n"
+  done
+  ratio_median=$(printf "$list" | sort -n | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
+}
+
+pairs 3 1.1b "$l" "$work/llama-onnx"
+lcp_walls=$cp_walls; l_walls=$ex_walls; l_ratios=$ratios; l_ratio=$ratio_median; l_rss=$ex_rss
+l_faults=$ex_faults; lcp_faults=$cp_faults
 l_out=$(cat "$work/llama-onnx"/model.onnx* | wc -c)
 rm -rf "$work/llama-onnx"
 
@@ -51,12 +69,15 @@ m=$work/mistral-7b
 m_bytes=$(cat "$m"/*.safetensors | wc -c)
 cat "$m"/*.safetensors > /dev/null  # page cache warm for both
 runs=1
-measure "cp checkpoint" "$work/mistral-copy" cp -r "$m" "$work/mistral-copy"
-cp_wall=$best_wall; cp_faults=$(faults)
-rm -rf "$work/mistral-copy"
-measure "mistral export" "$work/mistral-onnx" build/hf2onnx export -q --no-verify --layout optimum "$m" "$work/mistral-onnx"
-m_wall=$best_wall; m_rss=$best_rss; m_faults=$(faults)
+measure "mistral export (float32)" "$work/mistral-onnx" build/hf2onnx export -q --no-verify --layout optimum "$m" "$work/mistral-onnx"
+mf_wall=$best_wall; mf_rss=$best_rss; mf_faults=$(faults)
+mf_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
+rm -rf "$work/mistral-onnx"
+pairs 3 7b "$m" "$work/mistral-onnx" --keep-weight-dtype
+cp_walls7=$cp_walls; m_walls=$ex_walls; m_ratios=$ratios; m_ratio=$ratio_median; m_rss=$ex_rss
+m_faults=$ex_faults; cp_faults7=$cp_faults
 m_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
+runs=1
 measure "mistral quantize" "$work/mistral-onnx/model_quantized.onnx" \
   build/hf2onnx quantize -q "$work/mistral-onnx/model.onnx" "$work/mistral-onnx/model_quantized.onnx"
 mq_wall=$best_wall; mq_rss=$best_rss; mq_faults=$(faults)
@@ -79,20 +100,22 @@ CPU: $(lscpu | sed -n 's/^Model name: *//p') ($(lscpu | grep -o 'avx512_vnni\|am
 Greedy generation (\`tools/ort_generate.mjs\`, 1 thread, batch 1, 128-token prompt, 32 new tokens): FP32 ${q_fp32};
 INT8 ${q_int8}.
 
-Export next to \`cp -r\` of the same checkpoint, page cache warm:
+Export next to \`cp -r\` of the same checkpoint, page cache warm, in alternating pairs (cp, export, cp, export, ...;
+each run removes both outputs and syncs first); the ratio is taken pair by pair. Page faults and RSS are the last
+run's. Any process that loads libtorch and traces the tiny Llama fixture takes ${tiny_faults} minor faults (the
+export of models/llama), whatever the model's size.
 
-Walls are best (all runs); page faults are the last run's. Any process that loads libtorch and traces the tiny
-Llama fixture takes ${tiny_faults} minor faults (the export of models/llama), whatever the model's size.
+| step | wall (each run) | export/cp per pair (median) | peak RSS | minor page faults (per GB written; exports: beyond the fixed ones) | written |
+|---|---|---|---|---|---|
+| \`cp -r\` of the 1.1B Llama (float32) | ${lcp_walls} s | | | ${lcp_faults} ($(per_gb $lcp_faults $l_bytes)) | $(gb $l_bytes) GB |
+| export of it | ${l_walls} s | ${l_ratios} (**${l_ratio}**) | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(beyond $l_faults $l_out)) | $(gb $l_out) GB |
+| \`cp -r\` of the Mistral-7B-shaped (bfloat16, 5 GB shards) | ${cp_walls7} s | | | ${cp_faults7} ($(per_gb $cp_faults7 $m_bytes)) | $(gb $m_bytes) GB |
+| export of it, \`--keep-weight-dtype\` (external data, bfloat16) | ${m_walls} s | ${m_ratios} (**${m_ratio}**) | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(beyond $m_faults $m_out)) | $(gb $m_out) GB |
+| quantize of that export | ${mq_wall} s | | $(mb $((mq_rss * 1024))) MB | ${mq_faults} ($(per_gb $mq_faults $mq_out)) | $(gb $mq_out) GB |
+| export of the 7B as float32 (the default; external data), one run | ${mf_wall} s | | $(mb $((mf_rss * 1024))) MB | ${mf_faults} ($(beyond $mf_faults $mf_out)) | $(gb $mf_out) GB |
 
-| step | wall | peak RSS | minor page faults (per GB written; exports: beyond the fixed ones) | written |
-|---|---|---|---|---|
-| \`cp -r\` of the 1.1B Llama (float32) | ${lcp_wall} s | | ${lcp_faults} ($(per_gb $lcp_faults $l_bytes)) | $(gb $l_bytes) GB |
-| export of it | ${l_wall} s | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(beyond $l_faults $l_out)) | $(gb $l_out) GB |
-| \`cp -r\` of the Mistral-7B-shaped (bfloat16, 5 GB shards) | ${cp_wall} s | | ${cp_faults} ($(per_gb $cp_faults $m_bytes)) | $(gb $m_bytes) GB |
-| export of it (external data, float32) | ${m_wall} s | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(beyond $m_faults $m_out)) | $(gb $m_out) GB |
-| quantize | ${mq_wall} s | $(mb $((mq_rss * 1024))) MB | ${mq_faults} ($(per_gb $mq_faults $mq_out)) | $(gb $mq_out) GB |
-
-Targets: peak RSS ≤ 2 GB for the export and for the quantization; export wall ≤ 2× the \`cp\` time (the 7B export
-writes twice the bytes: bfloat16 becomes float32).
+Targets: peak RSS ≤ 2 GB for the export and for the quantization; export wall ≤ 2× the \`cp\` time. The default
+7B export writes twice the checkpoint's bytes (bfloat16 becomes float32), so its floor is writing 29 GB;
+\`--keep-weight-dtype\` writes the checkpoint's bytes.
 MD
 sed -n '/<!-- llm -->/,/<!-- \/llm -->/p' docs/benchmarks.md

@@ -72,9 +72,9 @@ std::vector<std::string> export_args(const nlohmann::json& e, const std::string&
     } else if (key == "opset") {
       if (!v.is_number_integer()) throw Error(where + ": \"opset\" must be an integer");
       args.insert(args.end(), {"--opset", std::to_string(v.get<int>())});
-    } else if (key == "external_data") {
-      if (!v.is_boolean()) throw Error(where + ": \"external_data\" must be true or false");
-      if (v.get<bool>()) args.push_back("--external-data");
+    } else if (key == "external_data" || key == "keep_weight_dtype") {
+      if (!v.is_boolean()) throw Error(where + ": \"" + key + "\" must be true or false");
+      if (v.get<bool>()) args.push_back("--" + std::regex_replace(key, std::regex("_"), "-"));
     } else if (key == "quantize") {
       if (v.is_boolean()) {
         if (v.get<bool>()) args.push_back("--quantize");
@@ -104,7 +104,7 @@ std::vector<std::string> export_args(const nlohmann::json& e, const std::string&
       }
     } else {
       throw Error(where + ": unknown key \"" + key +
-                  "\" (model, out, task, quantize, revision, opset, layout, external_data)");
+                  "\" (model, out, task, quantize, revision, opset, layout, external_data, keep_weight_dtype)");
     }
   }
   return args;

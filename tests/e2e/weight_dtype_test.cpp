@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "common/model_util.h"
@@ -165,6 +166,18 @@ TEST(KeepWeightDtype, NonFiniteSixteenBitWeightsAreNamedInAWarning) {
     EXPECT_NE(r.err.find((src / "model.safetensors").string() + ": weight 'classifier.weight' has 1 NaN or infinite value"),
               std::string::npos) << r.err;
   }
+}
+
+// hf2onnx batch passes "keep_weight_dtype" on to the export.
+TEST(KeepWeightDtype, BatchManifestKey) {
+  const fs::path src = make_16bit_copy("bert", torch::kBFloat16, "keep_batch_src"), dir = temp_dir("keep_batch");
+  write_file(dir / "m.json", nlohmann::json({{"models", {{{"model", src.string()}, {"out", "kept"}, {"keep_weight_dtype", true}},
+                                                         {{"model", src.string()}, {"out", "float"}}}}}).dump());
+  auto r = run_cli("batch '" + (dir / "m.json").string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_kept(dir / "kept" / "onnx" / "model.onnx", src, onnx::TensorProto::BFLOAT16);
+  const onnx::ModelProto f = load_onnx(dir / "float" / "onnx" / "model.onnx");
+  for (const auto& init : f.graph().initializer()) EXPECT_NE(init.data_type(), onnx::TensorProto::BFLOAT16) << init.name();
 }
 
 // A float32 checkpoint has nothing to keep: the option changes nothing.
