@@ -157,8 +157,25 @@ void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst) 
 }
 
 namespace {
+// How many of bits[0, k) have every exponent bit set; eight or sixteen numbers per AVX2 compare.
+template <typename Bits>
+__attribute__((target("avx2"))) uint64_t count_exponent_avx2(const Bits* bits, uint64_t k, Bits exponent) {
+  constexpr uint64_t kLanes = 32 / sizeof(Bits);
+  const __m256i mask = sizeof(Bits) == 4 ? _mm256_set1_epi32(static_cast<int>(exponent))
+                                         : _mm256_set1_epi16(static_cast<short>(exponent));
+  uint64_t bad = 0, j = 0;
+  for (; j + kLanes <= k; j += kLanes) {
+    const __m256i v = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + j)), mask);
+    const __m256i eq = sizeof(Bits) == 4 ? _mm256_cmpeq_epi32(v, mask) : _mm256_cmpeq_epi16(v, mask);
+    bad += static_cast<uint64_t>(__builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(eq)))) / sizeof(Bits);
+  }
+  for (; j < k; ++j) bad += (bits[j] & exponent) == exponent;
+  return bad;
+}
+
 template <typename Bits>
 uint64_t count_with_mask(const void* p, uint64_t n, Bits exponent) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
   constexpr uint64_t kChunk = (1 << 20) / sizeof(Bits);  // 1 MB at a time when read from a file
   const bool mapped = MappedFile::file_range(p, n * sizeof(Bits)).has_value();
   thread_local std::vector<Bits> buffer;
@@ -170,6 +187,10 @@ uint64_t count_with_mask(const void* p, uint64_t n, Bits exponent) {
       buffer.resize(kChunk);
       MappedFile::read(bits, k * sizeof(Bits), buffer.data());
       bits = buffer.data();
+    }
+    if (avx2) {
+      bad += count_exponent_avx2(bits, k, exponent);
+      continue;
     }
     for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & exponent) == exponent;
   }

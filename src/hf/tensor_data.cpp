@@ -161,7 +161,7 @@ void read_as_float32(const TensorData& t, bool transposed, float* out) {
   const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
   const int64_t cols = rows == 0 ? 0 : t.numel() / rows;
   const size_t es = dtype_size(t.dtype);
-  std::vector<uint8_t> raw;
+  thread_local std::vector<uint8_t> raw;  // reused: a fresh strip buffer per tensor costs its pages' faults each time
   auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
     raw.resize(static_cast<size_t>(count * cols) * es);
     MappedFile::read(t.data + static_cast<size_t>(r0 * cols) * es, raw.size(), raw.data());

@@ -174,7 +174,6 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   auto quantize = [source = t, transposed, spec, name]() {
     const TensorBytes bytes = source.bytes();
     const float* values = static_cast<const float*>(bytes.data);
-    std::vector<float> converted;  // only while quantizing
     const int32_t type = source.header.data_type();
     if (transposed || type != onnx::TensorProto::FLOAT) {  // read from the file when mapped
       hf::TensorData view;
@@ -183,9 +182,9 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
       view.shape = source.dims();
       view.strides = hf::contiguous_strides(view.shape);
       view.data = static_cast<const uint8_t*>(bytes.data);
-      converted.resize(static_cast<size_t>(source.numel()));
-      hf::read_as_float32(view, transposed, converted.data());
-      values = converted.data();
+      float* converted = scratch_floats(static_cast<size_t>(source.numel()), 1);  // this thread's, reused
+      hf::read_as_float32(view, transposed, converted);
+      values = converted;
     } else {
       MappedFile::populate(bytes.data, bytes.size);  // read in place: mapped in one call
     }

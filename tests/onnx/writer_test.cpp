@@ -58,6 +58,7 @@ TEST(NonFinite, CountsNaNAndInfinityAcrossChunks) {
   auto file = mapped_floats(temp_dir("nonfinite") / "m.bin", v);
   EXPECT_EQ(count_non_finite(reinterpret_cast<const float*>(file->data()), v.size()), 3u);
   EXPECT_EQ(count_non_finite(v.data(), 3), 0u);
+  EXPECT_EQ(count_non_finite(v.data(), 262151), 2u);  // a partial vector at the end
 }
 
 // float16 and bfloat16: the exponent field all ones is NaN or infinity, whatever the mantissa; from memory and
@@ -76,6 +77,7 @@ TEST(NonFinite, CountsSixteenBitNaNAndInfinity) {
     auto file = MappedFile::open(f);
     EXPECT_EQ(count_non_finite(file->data(), v.size(), format), 3u);
     EXPECT_EQ(count_non_finite(v.data(), 1, format), 0u);
+    EXPECT_EQ(count_non_finite(v.data(), 524295, format), 2u);  // a partial vector at the end
   }
 }
 
