@@ -22,6 +22,7 @@ namespace {
 // per 2 MB on first use instead of one per 4 KB (and no zero-filling by the C++ library).
 class HugeBuffer {
  public:
+  void release() { reset(); }
   HugeBuffer() = default;
   HugeBuffer(const HugeBuffer&) = delete;
   HugeBuffer& operator=(const HugeBuffer&) = delete;
@@ -49,11 +50,16 @@ class HugeBuffer {
   size_t bytes_ = 0;
 };
 
+thread_local HugeBuffer scratch_buffers[2];  // scratch_floats' slots
+
 }  // namespace
 
 float* scratch_floats(size_t n, int slot) {
-  thread_local HugeBuffer buffers[2];
-  return static_cast<float*>(buffers[slot & 1].get(std::max<size_t>(n, 1) * sizeof(float)));
+  return static_cast<float*>(scratch_buffers[slot & 1].get(std::max<size_t>(n, 1) * sizeof(float)));
+}
+
+void release_scratch() {
+  for (auto& b : scratch_buffers) b.release();
 }
 
 namespace {

@@ -13,6 +13,8 @@ namespace hf2onnx {
 // A buffer of at least n floats, valid on this thread until the next call with the same slot. Slots let one
 // caller hold two buffers at once (a converted tensor and its transpose).
 float* scratch_floats(size_t n, int slot = 0);
+// Gives this thread's buffers back (the next scratch_floats maps a new one).
+void release_scratch();
 
 // n read-only zero floats that take no memory: an anonymous mapping that is never written, so every page
 // read is the kernel's shared zero page (the views the tracer multiplies by).

@@ -315,6 +315,7 @@ QuantizeResult quantize_onnx(const fs::path& in, const fs::path& out, const Quan
       ctx.nodes.push_back(n);
     }
   }
+  release_scratch();  // the scales are known; the writer's threads quantize again, each in its own buffers
   if (ctx.counts.empty()) spdlog::warn("{}: nothing to quantize; writing an unchanged copy", in.string());
   remove_dead_nodes(ctx.nodes, model.model.graph());
 
