@@ -228,6 +228,7 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
     run.node_count += static_cast<size_t>(l.model.graph().node_size());
   }
   traced.clear();
+  run.checkpoint["weights_kept_16bit"] = kept_16bit;  // --keep-weight-dtype: written as stored
   if (kept_16bit) spdlog::info("{} weights stay 16-bit as stored, each read through a Cast to float32", kept_16bit);
   else if (opt.keep_weight_dtype) spdlog::info("--keep-weight-dtype: no weight is stored in bfloat16 or float16 here");
   if (opt.opset <= kMaxCheckedOpset)

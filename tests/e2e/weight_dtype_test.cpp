@@ -43,6 +43,7 @@ fs::path export_16bit(const fs::path& src, const fs::path& out, bool keep) {
   ExportOptions opt;
   opt.model_dir = src;
   opt.out_dir = out;
+  opt.report = out.string() + ".report.json";
   opt.keep_weight_dtype = keep;
   opt.quantize = QuantizeOptions{};  // the verify stage (on) checks both files against libtorch and FP32
   export_model(opt);
@@ -102,7 +103,11 @@ TEST_P(KeepWeightDtypeDecoder, ComputesExactlyWhatTheFloat32ExportComputes) {
   const fs::path f32 = export_16bit(src, dir / "float", false), kept = export_16bit(src, dir / "kept", true);
 
   const int32_t type = d.dtype == torch::kBFloat16 ? onnx::TensorProto::BFLOAT16 : onnx::TensorProto::FLOAT16;
-  expect_kept(kept / "model.onnx", src, type);
+  const int kept_count = expect_kept(kept / "model.onnx", src, type);
+  // The report says how many (the float32 export: none).
+  auto report = [](const fs::path& p) { return nlohmann::json::parse(read_file(p))["checkpoint"]["weights_kept_16bit"]; };
+  EXPECT_EQ(report(dir / "kept.report.json"), kept_count);
+  EXPECT_EQ(report(dir / "float.report.json"), 0);
   EXPECT_EQ(weight_bytes(kept / "model.onnx", src) * 2, weight_bytes(f32 / "model.onnx", src));
 
   // Same logits at both shapes, FP32 and INT8 (the quantizer read the 16-bit weights through Cast and Transpose).
