@@ -4,6 +4,7 @@
 
 #include "common/scratch.h"
 #include "hf2onnx/error.h"
+#include "onnx/attributes.h"
 
 namespace hf2onnx {
 namespace {
@@ -72,19 +73,12 @@ size_t store_weights(onnx::GraphProto& graph, std::vector<Initializer>& initiali
     init.bytes = [source] { return TensorBytes{source->data, source->nbytes(), nullptr}; };  // file to file
     std::string value = fresh(init.name + "_float");
     casts.push_back(node("Cast", fresh("/" + init.name + "/Cast"), init.name, value));
-    auto* to = casts.back().add_attribute();
-    to->set_name("to");
-    to->set_type(onnx::AttributeProto::INT);
-    to->set_i(onnx::TensorProto::FLOAT);
+    add_int_attribute(casts.back(), "to", onnx::TensorProto::FLOAT);
     if (as_in_out) {
       const std::string cast = value;
       value = fresh(init.name + "_float_transposed");
       casts.push_back(node("Transpose", fresh("/" + init.name + "/Transpose"), cast, value));
-      auto* perm = casts.back().add_attribute();
-      perm->set_name("perm");
-      perm->set_type(onnx::AttributeProto::INTS);
-      perm->add_ints(1);
-      perm->add_ints(0);
+      add_ints_attribute(casts.back(), "perm", {1, 0});
     }
     read_as[init.name] = value;
   }

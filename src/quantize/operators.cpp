@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "hf2onnx/error.h"
+#include "onnx/attributes.h"
 #include "quantize/quantizer.h"
 
 namespace hf2onnx {
@@ -40,11 +41,8 @@ void matmul_quantize(QuantContext& ctx, const onnx::NodeProto& n) {
   std::string integer = ctx.fresh(n.output(0) + "_output_quantized");
   ctx.add_node("MatMulInteger", {a.data, w.data, a.zero_point, w.zero_point}, {integer}, ctx.fresh(base + "_quant"));
   std::string as_float = ctx.fresh(integer + "_cast_output");
-  auto& cast = ctx.add_node("Cast", {integer}, {as_float}, ctx.fresh(integer + "_cast"));
-  auto* to = cast.add_attribute();
-  to->set_name("to");
-  to->set_type(onnx::AttributeProto::INT);
-  to->set_i(onnx::TensorProto::FLOAT);
+  add_int_attribute(ctx.add_node("Cast", {integer}, {as_float}, ctx.fresh(integer + "_cast")), "to",
+                    onnx::TensorProto::FLOAT);
   std::string scales = ctx.fresh(base + "_quant_scales_mul:0");
   ctx.add_node("Mul", {a.scale, w.scale}, {scales}, ctx.fresh(base + "_quant_scales_mul"));
   ctx.add_node("Mul", {as_float, scales}, {n.output(0)}, ctx.fresh(base + "_quant_output_scale_mul"));
@@ -109,12 +107,7 @@ void rewrite_gemm_as_matmul(QuantContext& ctx, std::vector<onnx::NodeProto>& nod
     };
     if (trans_a) {
       std::string at = ctx.fresh(a + "_transposed");
-      auto* t = make("Transpose", {a}, at, base + "_transpose_a");
-      auto* perm = t->add_attribute();
-      perm->set_name("perm");
-      perm->set_type(onnx::AttributeProto::INTS);
-      perm->add_ints(1);
-      perm->add_ints(0);
+      add_ints_attribute(*make("Transpose", {a}, at, base + "_transpose_a"), "perm", {1, 0});
       a = at;
     }
     const bool has_c = n.input_size() > 2 && !n.input(2).empty() && beta != 0.f;
