@@ -22,14 +22,13 @@ namespace {
 // per 2 MB on first use instead of one per 4 KB (and no zero-filling by the C++ library).
 class HugeBuffer {
  public:
-  void release() { reset(); }
   HugeBuffer() = default;
   HugeBuffer(const HugeBuffer&) = delete;
   HugeBuffer& operator=(const HugeBuffer&) = delete;
-  ~HugeBuffer() { reset(); }
+  ~HugeBuffer() { release(); }
   void* get(size_t bytes) {
     if (bytes <= bytes_) return p_;
-    reset();
+    release();
     constexpr size_t kHuge = 2 << 20;
     const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -40,12 +39,13 @@ class HugeBuffer {
     return p_;
   }
 
- private:
-  void reset() {
+  void release() {
     if (p_) munmap(p_, bytes_);
     p_ = nullptr;
     bytes_ = 0;
   }
+
+ private:
   void* p_ = nullptr;
   size_t bytes_ = 0;
 };
