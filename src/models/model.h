@@ -34,11 +34,13 @@ using DimSizes = std::map<std::string, int64_t>;
 // inputs use when "frames" is absent) and which is traced short (2 × the encoder length) for speed.
 // CLIPModel's text and image batches are separate dims (text_batch_size, image_batch_size), unequal in each set
 // (images are the costly part of its trace: 50 patches each at ViT-B/32).
-// "height" / "width" are a diffusers UNet's latent size (the VAE traces at half of it, models/vae.cpp): odd, unequal, and differing between the sets at every level of a 4-level UNet
-// (6 → 3 → 2 → 1 and 10 → 5 → 3 → 2; 5 → 3 → 2 → 1 and 9 → 5 → 3 → 2), so that no level's size looks static.
+// "height" / "width" are a diffusers UNet's latent size (the VAE traces at half of it, models/vae.cpp): odd,
+// unequal, and differing between the sets at every level of a 4-level UNet (6 → 3 → 2 → 1 and 10 → 5 → 3 → 2;
+// 5 → 3 → 2 → 1 and 9 → 5 → 3 → 2), so that no level's size looks static.
 inline const std::vector<DimSizes>& trace_shapes() {
-  // Small, because the trace computes the forward twice: every weight is multiplied at each of 6, then 12,
-  // positions (a 7B model: 0.25 TFLOP). Each dynamic size differs between the two sets; none is 1.
+  // Small, because the trace computes the forward twice at 6, then 12, positions (layers::linear skips the products
+  // with the zero weights; attention, convolutions and GPT-2's Conv1D still compute). Each dynamic size differs
+  // between the two sets; none is 1.
   static const std::vector<DimSizes> kShapes = {
       {{"batch_size", 2}, {"sequence_length", 3}, {"past_sequence_length", 4},  // totals 7 and 9
        {"encoder_sequence_length", 5}, {"decoder_sequence_length", 2}, {"past_decoder_sequence_length", 3},
