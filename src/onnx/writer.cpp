@@ -43,10 +43,11 @@ std::string key(int field) {  // a length-delimited field's key
   return k;
 }
 
-// The output file. Small pieces (protobuf headers) are gathered in a buffer; weights go to the kernel in one
-// piece each, through a pipe (vmsplice + splice) where the kernel allows it: the kernel then copies the
-// bytes into the page cache with its own memcpy, which on the machines measured is 1.5-3x faster than
-// write() copying from user memory (docs/benchmarks.md). write() is the fallback.
+// The output file. Small pieces (protobuf headers) are gathered in a buffer; weights go to the kernel through
+// a pipe (vmsplice + splice) where the kernel allows it, write() otherwise. Either way the kernel gets at most
+// 64 KB per call: the page cache then takes the new file's pages in small folios. Calls of 1 MB or more made
+// it take large folios, and writing the same 4.2 GB took 2-4x the time on the machines measured
+// (docs/benchmarks.md, "Writing in 64 KB pieces").
 class File {
  public:
   explicit File(const std::filesystem::path& path)
@@ -56,9 +57,8 @@ class File {
     if (::pipe2(p, O_CLOEXEC) == 0) {
       pipe_[0] = p[0];
       pipe_[1] = p[1];
-      ::fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);  // larger pipes mean fewer calls; the default (64 KB) works too
-      const int size = ::fcntl(pipe_[1], F_GETPIPE_SZ);
-      pipe_size_ = size > 0 ? static_cast<uint64_t>(size) : 0;
+      const int size = ::fcntl(pipe_[1], F_GETPIPE_SZ);  // 64 KB unless the system says otherwise
+      pipe_size_ = size > 0 ? std::min<uint64_t>(static_cast<uint64_t>(size), kPiece) : 0;
     }
   }
   ~File() {
@@ -113,6 +113,7 @@ class File {
 
  private:
   static constexpr uint64_t kSmallWrite = 64 << 10, kBufferSize = 1 << 20;
+  static constexpr uint64_t kPiece = 64 << 10;  // the most one call hands the kernel (see the class comment)
 
   // A call that returned an error (errno says which) or, for write() and splice(), wrote nothing.
   [[noreturn]] void fail(const char* call) const {
@@ -125,7 +126,7 @@ class File {
   void write_all(const char* p, uint64_t n) {
     while (n) {
       errno = 0;
-      const ssize_t k = ::write(fd_, p, std::min<uint64_t>(n, 1 << 30));
+      const ssize_t k = ::write(fd_, p, std::min(n, kPiece));
       if (k < 0 && errno == EINTR) continue;
       if (k <= 0) fail("write");
       p += k;
