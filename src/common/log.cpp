@@ -1,8 +1,10 @@
 #include "common/log.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
 
 namespace hf2onnx {
 
@@ -42,6 +44,12 @@ uint64_t peak_rss_bytes() {
     if (std::sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
   std::fclose(f);
   return kb * 1024;
+}
+
+uint64_t minor_faults() {
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return static_cast<uint64_t>(u.ru_minflt);
 }
 
 std::string format_bytes(uint64_t bytes) {

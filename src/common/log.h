@@ -40,5 +40,7 @@ std::string format_bytes(uint64_t bytes);
 
 // Peak resident set size of this process so far (VmHWM), in bytes; 0 where unavailable.
 uint64_t peak_rss_bytes();
+// Minor page faults of the whole process so far (getrusage), for the -v stage lines.
+uint64_t minor_faults();
 
 }  // namespace hf2onnx

@@ -6,7 +6,6 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -50,12 +49,12 @@ class HugeBuffer {
   size_t bytes_ = 0;
 };
 
-thread_local HugeBuffer scratch_buffers[2];  // scratch_floats' slots
+thread_local HugeBuffer scratch_buffers[5];  // scratch_floats' slots, by Scratch
 
 }  // namespace
 
-float* scratch_floats(size_t n, int slot) {
-  return static_cast<float*>(scratch_buffers[slot & 1].get(std::max<size_t>(n, 1) * sizeof(float)));
+float* scratch_floats(size_t n, Scratch slot) {
+  return static_cast<float*>(scratch_buffers[static_cast<int>(slot)].get(std::max<size_t>(n, 1) * sizeof(float)));
 }
 
 void release_scratch() {
@@ -96,8 +95,8 @@ bool is_zero_floats(const void* p, size_t bytes) {
 
 namespace {
 
-// One 8x8 block: eight rows of src (stride ls) become eight rows of dst (stride ld).
-__attribute__((target("avx2"))) inline void transpose_block8(const float* s, int64_t ls, float* d, int64_t ld) {
+// One 8x8 block: eight rows of src (stride ls) become the eight rows of `out`.
+__attribute__((target("avx2"))) inline void transpose_block8(const float* s, int64_t ls, __m256 out[8]) {
   const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls), r2 = _mm256_loadu_ps(s + 2 * ls),
                r3 = _mm256_loadu_ps(s + 3 * ls), r4 = _mm256_loadu_ps(s + 4 * ls), r5 = _mm256_loadu_ps(s + 5 * ls),
                r6 = _mm256_loadu_ps(s + 6 * ls), r7 = _mm256_loadu_ps(s + 7 * ls);
@@ -108,24 +107,45 @@ __attribute__((target("avx2"))) inline void transpose_block8(const float* s, int
                u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
                u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
                u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+  out[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  out[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  out[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  out[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  out[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  out[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  out[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  out[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
 // dst[c * ld + r] = s[r * ls + c] for r in [0, nrows), c in [c0, c1), in 8x8 blocks (about twice the plain
-// loop's speed), the edges element by element.
+// loop's speed), the edges element by element. With `stream`, sixteen rows at a time fill whole 64-byte lines of
+// dst, written with non-temporal stores (d and ld * 4 must be multiples of 64): the destination is a weight-sized
+// buffer the kernel copies out next, and plain stores first read every line of it from memory (a 46 MB weight
+// took 2.3x as long; docs/benchmarks.md, "The 1.1B export, session 8").
 __attribute__((target("avx2"))) void transpose_tile_avx2(const float* s, int64_t ls, float* d, int64_t ld, int64_t nrows,
-                                                         int64_t c0, int64_t c1) {
+                                                         int64_t c0, int64_t c1, bool stream) {
   int64_t r = 0;
+  __m256 lo[8], hi[8];
+  if (stream)
+    for (; r + 16 <= nrows; r += 16) {
+      int64_t c = c0;
+      for (; c + 8 <= c1; c += 8) {
+        transpose_block8(s + r * ls + c, ls, lo);
+        transpose_block8(s + (r + 8) * ls + c, ls, hi);
+        for (int k = 0; k < 8; ++k) {
+          _mm256_stream_ps(d + (c + k) * ld + r, lo[k]);
+          _mm256_stream_ps(d + (c + k) * ld + r + 8, hi[k]);
+        }
+      }
+      for (; c < c1; ++c)
+        for (int64_t k = r; k < r + 16; ++k) d[c * ld + k] = s[k * ls + c];
+    }
   for (; r + 8 <= nrows; r += 8) {
     int64_t c = c0;
-    for (; c + 8 <= c1; c += 8) transpose_block8(s + r * ls + c, ls, d + c * ld + r, ld);
+    for (; c + 8 <= c1; c += 8) {
+      transpose_block8(s + r * ls + c, ls, lo);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d + (c + k) * ld + r, lo[k]);
+    }
     for (; c < c1; ++c)
       for (int64_t k = r; k < r + 8; ++k) d[c * ld + k] = s[k * ls + c];
   }
@@ -133,33 +153,44 @@ __attribute__((target("avx2"))) void transpose_tile_avx2(const float* s, int64_t
     for (int64_t c = c0; c < c1; ++c) d[c * ld + r] = s[r * ls + c];
 }
 
-void transpose_tile(const float* s, int64_t ls, float* d, int64_t ld, int64_t nrows, int64_t c0, int64_t c1) {
+bool has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return transpose_tile_avx2(s, ls, d, ld, nrows, c0, c1);
+  return avx2;
+}
+
+void transpose_tile(const float* s, int64_t ls, float* d, int64_t ld, int64_t nrows, int64_t c0, int64_t c1) {
+  if (has_avx2()) {
+    const bool stream = ld % 16 == 0 && reinterpret_cast<uintptr_t>(d) % 64 == 0;
+    return transpose_tile_avx2(s, ls, d, ld, nrows, c0, c1, stream);
+  }
   for (int64_t r = 0; r < nrows; ++r)
     for (int64_t c = c0; c < c1; ++c) d[c * ld + r] = s[r * ls + c];
 }
 
 }  // namespace
 
-void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip) {
-  constexpr int64_t kStrip = 64, kTile = 64;
-  thread_local std::vector<float> buffer;
-  for (int64_t r0 = 0; r0 < rows; r0 += kStrip) {
-    const int64_t n = std::min(rows - r0, kStrip);
-    if (buffer.size() < static_cast<size_t>(n * cols)) buffer.resize(static_cast<size_t>(n * cols));
-    const float* s = strip(r0, n, buffer.data());
+void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip, uint64_t* non_finite) {
+  constexpr int64_t kTile = 64;
+  float* buffer = scratch_floats(static_cast<size_t>(std::min(rows, kStripRows) * cols), Scratch::Strip);
+  for (int64_t r0 = 0; r0 < rows; r0 += kStripRows) {
+    const int64_t n = std::min(rows - r0, kStripRows);
+    const float* s = strip(r0, n, buffer);
+    if (non_finite) *non_finite += count_non_finite_floats(s, static_cast<uint64_t>(n * cols));  // while the strip is in cache
     for (int64_t c0 = 0; c0 < cols; c0 += kTile) transpose_tile(s, cols, dst + r0, rows, n, c0, std::min(cols, c0 + kTile));
   }
+  _mm_sfence();  // the streamed stores are visible before the buffer is handed on (to the kernel, another thread)
 }
 
-void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst) {
+void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst, uint64_t* non_finite) {
   const bool mapped = MappedFile::file_range(src, static_cast<uint64_t>(rows * cols) * sizeof(float)).has_value();
-  transpose_strips(rows, cols, dst, [&](int64_t r0, int64_t n, float* buffer) -> const float* {
-    if (!mapped) return src + r0 * cols;
-    MappedFile::read(src + r0 * cols, static_cast<uint64_t>(n * cols) * sizeof(float), buffer);
-    return buffer;
-  });
+  transpose_strips(
+      rows, cols, dst,
+      [&](int64_t r0, int64_t n, float* buffer) -> const float* {
+        if (!mapped) return src + r0 * cols;
+        MappedFile::read(src + r0 * cols, static_cast<uint64_t>(n * cols) * sizeof(float), buffer);
+        return buffer;
+      },
+      non_finite);
 }
 
 namespace {
@@ -180,29 +211,35 @@ __attribute__((target("avx2"))) uint64_t count_exponent_avx2(const Bits* bits, u
 }
 
 template <typename Bits>
+uint64_t count_in_memory(const Bits* bits, uint64_t k, Bits exponent) {
+  if (has_avx2()) return count_exponent_avx2(bits, k, exponent);
+  uint64_t bad = 0;
+  for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & exponent) == exponent;
+  return bad;
+}
+
+template <typename Bits>
 uint64_t count_with_mask(const void* p, uint64_t n, Bits exponent) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
   constexpr uint64_t kChunk = (1 << 20) / sizeof(Bits);  // 1 MB at a time when read from a file
   const bool mapped = MappedFile::file_range(p, n * sizeof(Bits)).has_value();
-  thread_local std::vector<Bits> buffer;
+  Bits* buffer = mapped ? reinterpret_cast<Bits*>(scratch_floats(kChunk * sizeof(Bits) / 4, Scratch::Count)) : nullptr;
   uint64_t bad = 0;
   for (uint64_t i = 0; i < n; i += kChunk) {
     const uint64_t k = std::min(n - i, kChunk);
     const Bits* bits = static_cast<const Bits*>(p) + i;
     if (mapped) {
-      buffer.resize(kChunk);
-      MappedFile::read(bits, k * sizeof(Bits), buffer.data());
-      bits = buffer.data();
+      MappedFile::read(bits, k * sizeof(Bits), buffer);
+      bits = buffer;
     }
-    if (avx2) {
-      bad += count_exponent_avx2(bits, k, exponent);
-      continue;
-    }
-    for (uint64_t j = 0; j < k; ++j) bad += (bits[j] & exponent) == exponent;
+    bad += count_in_memory(bits, k, exponent);
   }
   return bad;
 }
 }  // namespace
+
+uint64_t count_non_finite_floats(const float* p, uint64_t n) {
+  return count_in_memory(reinterpret_cast<const uint32_t*>(p), n, 0x7f800000u);
+}
 
 uint64_t count_non_finite(const void* p, uint64_t n, FloatFormat format) {
   switch (format) {

@@ -10,9 +10,16 @@
 
 namespace hf2onnx {
 
-// A buffer of at least n floats, valid on this thread until the next call with the same slot. Slots let one
-// caller hold two buffers at once (a converted tensor and its transpose).
-float* scratch_floats(size_t n, int slot = 0);
+// What a thread's scratch buffer holds; each slot is a buffer of its own, so a caller can hold several at once.
+enum class Scratch {
+  Weight,     // a weight being produced for the writer (transposed, converted)
+  Converted,  // the quantizer's float32 copy of a 16-bit weight
+  Strip,      // transpose_strips' rows in float32
+  RawStrip,   // read_as_float32's rows as the file stores them
+  Count,      // count_non_finite's chunk read from a file
+};
+// A buffer of at least n floats, valid on this thread until the next call with the same slot.
+float* scratch_floats(size_t n, Scratch slot = Scratch::Weight);
 // Gives this thread's buffers back (the next scratch_floats maps a new one).
 void release_scratch();
 
@@ -23,16 +30,20 @@ std::shared_ptr<const float> zero_floats(size_t n);
 bool is_zero_floats(const void* p, size_t bytes);
 
 // dst[c * rows + r] = src[r * cols + c], in cache-sized tiles. A source inside a file mapping is read from the
-// file a strip of rows at a time (no page faults, nothing of it left resident).
-void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst);
+// file a strip of rows at a time (no page faults, nothing of it left resident). With `non_finite`, adds the
+// number of NaN and infinite values to it (counted on each strip while it is in cache).
+void transpose_floats(const float* src, int64_t rows, int64_t cols, float* dst, uint64_t* non_finite = nullptr);
 
 // The same for a matrix delivered a strip of rows at a time: strip(r0, n, buffer) returns rows [r0, r0 + n)
 // as n * cols floats, in `buffer` (room for n * cols) or elsewhere (e.g. converted from bfloat16).
 using StripFn = std::function<const float*(int64_t r0, int64_t n, float* buffer)>;
-void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip);
+constexpr int64_t kStripRows = 64;  // the most rows transpose_strips asks for at once
+void transpose_strips(int64_t rows, int64_t cols, float* dst, const StripFn& strip, uint64_t* non_finite = nullptr);
 
 // How many of the n numbers at p are NaN or infinite (read from the file when p lies in a file mapping).
 enum class FloatFormat { Float32, Float16, BFloat16 };
 uint64_t count_non_finite(const void* p, uint64_t n, FloatFormat format = FloatFormat::Float32);
+// The same for float32 values in memory (no lookup of a file mapping).
+uint64_t count_non_finite_floats(const float* p, uint64_t n);
 
 }  // namespace hf2onnx

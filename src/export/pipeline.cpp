@@ -117,7 +117,7 @@ bool may_copy(const fs::path& model_dir, const std::string& name, bool follow_sy
 namespace {
 
 // Weights that are NaN or infinite export without error but make the model compute NaN: warn, naming
-// the tensor and its file, as the bytes stream into the ONNX file.
+// the tensor and its file, as the bytes stream into the ONNX file (counted here unless the producer did).
 void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkpoint& checkpoint) {
   for (auto& init : initializers) {
     FloatFormat format;
@@ -131,7 +131,7 @@ void warn_on_non_finite(std::vector<Initializer>& initializers, const hf::Checkp
     const std::string source = it == checkpoint.tensors.end() ? "" : it->second.source;
     init.bytes = [inner = init.bytes, name = init.name, source, format, size = onnx_type_size(init.data_type)]() {
       TensorBytes b = inner();
-      const uint64_t bad = count_non_finite(b.data, b.size / size, format);
+      const uint64_t bad = b.non_finite ? *b.non_finite : count_non_finite(b.data, b.size / size, format);
       if (bad)
         spdlog::warn("{}{}weight '{}' has {} NaN or infinite value{} of {}", source, source.empty() ? "" : ": ", name,
                      bad, bad == 1 ? "" : "s", b.size / size);
@@ -148,7 +148,8 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
   ComponentRun run;
   auto stage = [&](const std::string& name, Stopwatch& sw) {
     run.stage_seconds.emplace_back(name, sw.seconds());
-    spdlog::debug("{}: peak RSS so far {}", name, format_bytes(peak_rss_bytes()));
+    spdlog::debug("{}: peak RSS so far {}, {} minor page faults so far", name, format_bytes(peak_rss_bytes()),
+                  minor_faults());
     return sw.seconds();
   };
 
@@ -292,8 +293,7 @@ ComponentRun export_component(const ExportOptions& opt, const ComponentSource& s
     }
     if (merge) merge_decoders_into("_quantized");
   }
-  run.stage_seconds.emplace_back("write", sw.seconds());
-  spdlog::info("wrote {} graph{} in {:.2f} s", lowered.size(), lowered.size() == 1 ? "" : "s", sw.seconds());
+  spdlog::info("wrote {} graph{} in {:.2f} s", lowered.size(), lowered.size() == 1 ? "" : "s", stage("write", sw));
 
   // What the report says of each graph, taken before the exporter's buffers are released for the verify stage.
   auto io = [](const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& vis) {

@@ -63,8 +63,9 @@ size_t store_weights(onnx::GraphProto& graph, std::vector<Initializer>& initiali
       init.bytes = [source, as_in_out] {
         const size_t n = static_cast<size_t>(source->numel());
         float* out = scratch_floats(n);
-        hf::read_as_float32(*source, as_in_out, out);
-        return TensorBytes{out, n * 4, nullptr};
+        uint64_t non_finite = 0;
+        hf::read_as_float32(*source, as_in_out, out, &non_finite);
+        return TensorBytes{out, n * 4, nullptr, non_finite};
       };
       continue;
     }

@@ -149,32 +149,41 @@ void convert_to_float32(const TensorData& t, float* out) {
   }
 }
 
-void read_as_float32(const TensorData& t, bool transposed, float* out) {
+void read_as_float32(const TensorData& t, bool transposed, float* out, uint64_t* non_finite) {
   transposed = transposed && t.shape.size() == 2;
   if (!t.is_contiguous()) {  // rare (a strided view in a pickle): convert it whole, then transpose
-    if (!transposed) return convert_to_float32(t, out);
+    if (!transposed) {
+      convert_to_float32(t, out);
+      if (non_finite) *non_finite += count_non_finite_floats(out, static_cast<uint64_t>(t.numel()));
+      return;
+    }
     std::vector<float> converted(static_cast<size_t>(t.numel()));
     convert_to_float32(t, converted.data());
-    return transpose_floats(converted.data(), t.shape[0], t.shape[1], out);
+    return transpose_floats(converted.data(), t.shape[0], t.shape[1], out, non_finite);
   }
   // A strip of rows at a time: read from the file (MappedFile::read: no page faults), converted, placed.
   const int64_t rows = t.shape.empty() ? 1 : t.shape[0];
   const int64_t cols = rows == 0 ? 0 : t.numel() / rows;
   const size_t es = dtype_size(t.dtype);
-  thread_local std::vector<uint8_t> raw;  // reused: a fresh strip buffer per tensor costs its pages' faults each time
+  constexpr int64_t kRows = kStripRows;  // transpose_strips' strips, and the plain copy's
+  // This thread's reused buffer (2 MB pages): a fresh one per tensor costs its pages' faults each time.
+  auto* raw = reinterpret_cast<uint8_t*>(scratch_floats((static_cast<size_t>(std::min(rows, kRows) * cols) * es + 3) / 4,
+                                                        Scratch::RawStrip));
   auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
-    raw.resize(static_cast<size_t>(count * cols) * es);
-    MappedFile::read(t.data + static_cast<size_t>(r0 * cols) * es, raw.size(), raw.data());
+    MappedFile::read(t.data + static_cast<size_t>(r0 * cols) * es, static_cast<uint64_t>(count * cols) * es, raw);
     TensorData part = t;
-    part.data = raw.data();
+    part.data = raw;
     part.shape = {count, cols};
     part.strides = {cols, 1};
     convert_to_float32(part, buffer);
     return buffer;
   };
-  if (transposed) return transpose_strips(rows, cols, out, strip);
-  constexpr int64_t kRows = 64;
-  for (int64_t r0 = 0; r0 < rows; r0 += kRows) strip(r0, std::min(kRows, rows - r0), out + r0 * cols);
+  if (transposed) return transpose_strips(rows, cols, out, strip, non_finite);
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    const int64_t n = std::min(kRows, rows - r0);
+    const float* converted = strip(r0, n, out + r0 * cols);
+    if (non_finite) *non_finite += count_non_finite_floats(converted, static_cast<uint64_t>(n * cols));  // in cache
+  }
 }
 
 }  // namespace hf2onnx::hf

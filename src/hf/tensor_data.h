@@ -34,8 +34,8 @@ void convert_to_float32(const TensorData& t, float* out);
 
 // The same, for the exporter and the quantizer: a 2-D tensor transposed ([cols, rows]) when `transposed`, and a
 // tensor inside a file mapping read from its file a strip of rows at a time (no page faults, nothing of it left
-// resident).
-void read_as_float32(const TensorData& t, bool transposed, float* out);
+// resident). With `non_finite`, adds the number of NaN and infinite values to it (counted on the way).
+void read_as_float32(const TensorData& t, bool transposed, float* out, uint64_t* non_finite = nullptr);
 
 // Bit-exact half / bfloat16 → float.
 float half_to_float(uint16_t h);

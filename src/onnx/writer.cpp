@@ -47,7 +47,7 @@ std::string key(int field) {  // a length-delimited field's key
 // a pipe (vmsplice + splice) where the kernel allows it, write() otherwise. Either way the kernel gets at most
 // 64 KB per call: the page cache then takes the new file's pages in small folios. Calls of 1 MB or more made
 // it take large folios, and writing the same 4.2 GB took 2-4x the time on the machines measured
-// (docs/benchmarks.md, "Writing in 64 KB pieces").
+// (docs/benchmarks.md, "The 1.1B export, session 8").
 class File {
  public:
   explicit File(const std::filesystem::path& path)

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -15,9 +17,17 @@
 namespace hf2onnx {
 
 struct TensorBytes {
+  TensorBytes() = default;
+  TensorBytes(const void* d, uint64_t n, std::shared_ptr<const void> k = nullptr,
+              std::optional<uint64_t> nan_or_inf = std::nullopt)
+      : data(d), size(n), keep(std::move(k)), non_finite(nan_or_inf) {}
+
   const void* data = nullptr;
   uint64_t size = 0;
   std::shared_ptr<const void> keep;  // holds whatever owns `data` until the bytes are written
+  // How many of the values are NaN or infinite, when the producer counted them on the way (a transpose or a
+  // conversion sees every value while it is in cache); otherwise the writer's caller counts them.
+  std::optional<uint64_t> non_finite;
 };
 
 // An initializer whose bytes are produced when written (e.g. a transposed copy made just in time).

@@ -182,7 +182,7 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
       view.shape = source.dims();
       view.strides = hf::contiguous_strides(view.shape);
       view.data = static_cast<const uint8_t*>(bytes.data);
-      float* converted = scratch_floats(static_cast<size_t>(source.numel()), 1);  // this thread's, reused
+      float* converted = scratch_floats(static_cast<size_t>(source.numel()), Scratch::Converted);  // this thread's, reused
       hf::read_as_float32(view, transposed, converted);
       values = converted;
     } else {

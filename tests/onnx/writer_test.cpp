@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -46,6 +47,38 @@ TEST(Transpose, MatchesTheDefinitionFromMemoryAndFromAFileMapping) {
     transpose_floats(reinterpret_cast<const float*>(file->data()), rows, cols, got.data());
     EXPECT_EQ(got, want) << rows << "x" << cols << " from a mapping";
   }
+}
+
+// Destinations whose rows are whole 64-byte lines take the streamed (non-temporal) stores 16 rows at a time;
+// the same shapes one float off that alignment take the plain stores. Both give the definition, edges
+// included (rows not a multiple of 16 or 8, columns not a multiple of 8, a last strip shorter than 64 rows),
+// and the count of NaN and infinite values made on the way is exact.
+TEST(Transpose, StreamedAndPlainStoresAndTheCountMadeOnTheWay) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{16, 8},  {64, 64},  {128, 72}, {144, 13},
+                                                           {32, 5},  {80, 200}, {24, 17},  {2048, 24}};
+  for (const auto& [rows, cols] : shapes)
+    for (size_t shift : {size_t{0}, size_t{1}}) {
+      std::vector<float> src = counting(static_cast<size_t>(rows * cols), -7.5f);
+      src[0] = std::numeric_limits<float>::quiet_NaN();
+      src[src.size() - 1] = -std::numeric_limits<float>::infinity();
+      src[src.size() / 2] = std::numeric_limits<float>::infinity();
+      std::vector<float> storage(src.size() + 32, -1.f);
+      float* aligned = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 / sizeof(float);
+      float* dst = aligned + shift;
+      uint64_t non_finite = 0;
+      transpose_floats(src.data(), rows, cols, dst, &non_finite);
+      EXPECT_EQ(non_finite, 3u) << rows << "x" << cols << " shift " << shift;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          const float want = src[static_cast<size_t>(r * cols + c)], got = dst[c * rows + r];
+          ASSERT_TRUE(got == want || (std::isnan(got) && std::isnan(want)))
+              << rows << "x" << cols << " shift " << shift << " at " << r << "," << c << ": " << got << " vs " << want;
+        }
+      EXPECT_EQ(dst[rows * cols], -1.f) << "wrote past the end";
+      if (shift) {
+        EXPECT_EQ(aligned[0], -1.f) << "wrote before the start";
+      }
+    }
 }
 
 TEST(NonFinite, CountsNaNAndInfinityAcrossChunks) {
@@ -103,6 +136,33 @@ TEST(Transpose, SixteenBitMatricesReadAsFloat32FromAFileMapping) {
       ASSERT_EQ(plain[static_cast<size_t>(r * cols + c)], want) << r << "," << c;
       ASSERT_EQ(transposed[static_cast<size_t>(c * rows + r)], want) << r << "," << c;
     }
+}
+
+// The NaN / infinity count read_as_float32 makes on the way, for bfloat16 and float16 rows in a mapping, as stored
+// and transposed (more than one strip; values in the last strip too).
+TEST(Transpose, SixteenBitReadsCountNonFiniteValuesOnTheWay) {
+  const int64_t rows = 150, cols = 33;
+  for (const auto& [dtype, nan, inf] : {std::tuple{hf::DType::BF16, uint16_t{0x7fc0}, uint16_t{0xff80}},
+                                        std::tuple{hf::DType::F16, uint16_t{0x7e00}, uint16_t{0x7c00}}}) {
+    std::vector<uint16_t> v(static_cast<size_t>(rows * cols), 0x3c00);  // 1.0 in float16, 1.875 in bfloat16
+    v[5] = nan;
+    v[static_cast<size_t>(70 * cols + 2)] = inf;
+    v[v.size() - 1] = inf;
+    const fs::path f = temp_dir("nonfinite16") / "m.bin";
+    write_file(f, std::string(reinterpret_cast<const char*>(v.data()), v.size() * 2));
+    auto file = MappedFile::open(f);
+    hf::TensorData t;
+    t.dtype = dtype;
+    t.shape = {rows, cols};
+    t.strides = {cols, 1};
+    t.data = file->data();
+    std::vector<float> out(v.size());
+    for (bool transposed : {false, true}) {
+      uint64_t non_finite = 0;
+      hf::read_as_float32(t, transposed, out.data(), &non_finite);
+      EXPECT_EQ(non_finite, 3u) << (dtype == hf::DType::BF16 ? "bf16" : "fp16") << (transposed ? " transposed" : "");
+    }
+  }
 }
 
 // Forty weights: every other one made into the producing thread's reused buffer (4 MB each, so that a

@@ -123,8 +123,9 @@ std::string LoweringContext::weight_transposed(const Value* v) {
       // Transposed into this thread's reusable buffer (valid until this thread produces its next weight),
       // the source read from the checkpoint's file a strip at a time.
       float* out = scratch_floats(static_cast<size_t>(t.numel()));
-      transpose_floats(t.data_ptr<float>(), t.size(0), t.size(1), out);
-      return TensorBytes{out, t.nbytes(), nullptr};
+      uint64_t non_finite = 0;
+      transpose_floats(t.data_ptr<float>(), t.size(0), t.size(1), out, &non_finite);
+      return TensorBytes{out, t.nbytes(), nullptr, non_finite};
     });
     initializers_.push_back(std::move(init));
     return names_[v] = param_name(v);
