@@ -7,7 +7,8 @@ work=${1:-/tmp/hf2onnx-bench}
 mkdir -p "$work"
 
 # measure LABEL CLEANUP_PATH COMMAND...: runs COMMAND $runs times under /usr/bin/time -v (removing
-# CLEANUP_PATH first); sets best_wall (lowest seconds), all_walls ("a / b / c") and best_rss (highest KB).
+# CLEANUP_PATH first, then waiting $settle seconds if set); sets best_wall (lowest seconds), all_walls ("a / b / c")
+# and best_rss (highest KB).
 measure() {
   local label=$1 cleanup=$2 wall rss
   shift 2
@@ -15,6 +16,7 @@ measure() {
   for i in $(seq "$runs"); do
     rm -rf "$cleanup"
     sync  # the previous run's output written back first, so that its writeback does not slow this run
+    sleep "${settle:-0}"
     /usr/bin/time -v "$@" 2> "$work/time.txt"
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/time.txt" | awk -F: '{print ($1*60)+$2}')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.txt")

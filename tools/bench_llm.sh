@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 source tools/bench_lib.sh
 
 faults() { sed -n 's/.*Minor (reclaiming a frame) page faults: //p' "$work/time.txt"; }
+# The faults of an export's write stage: its -v lines say the process's count after each stage.
+stage_faults() { sed -n "s/.*\] $1: .*, \([0-9]*\) minor page faults so far/\1/p" "$work/time.txt"; }
+write_faults() { echo $(( $(stage_faults write) - $(stage_faults lower) )); }
 
 # --- Qwen2-0.5B
 [ -f "$work/qwen2-0.5b/model.safetensors" ] || build/make_checkpoint qwen2-0.5b "$work/qwen2-0.5b"
@@ -39,18 +42,21 @@ tiny_faults=$(faults)
 rm -rf "$work/tiny-onnx"
 # pairs N LABEL CHECKPOINT OUT [export options]: N alternating runs of `cp -r CHECKPOINT` and the export of it into
 # OUT (each removes both outputs first, so neither's write-back lands in the other's run); sets cp_walls / ex_walls
-# ("a / b / c"), ratios (export/cp, pair by pair), ratio_median, and ex_rss / ex_faults / cp_faults of the last pair.
+# ("a / b / c"), ratios (export/cp, pair by pair), ratio_median, and ex_rss / ex_faults / ex_write_faults /
+# cp_faults of the last pair. Each run starts 3 s after the removal and sync: on the virtual machines measured, memory
+# freed in the guest is handed back to the host about 2 s later (free page reporting), and whichever command
+# starts before that reuses it cheaply while the other pays for fresh pages (a 4.4 GB cp took 3.4 s or 11.4 s).
 pairs() {
   local n=$1 label=$2 src=$3 out=$4 i cw ew list=""
   shift 4
   cp_walls=""; ex_walls=""; ratios=""
   for i in $(seq "$n"); do
-    rm -rf "$out"; runs=1
+    rm -rf "$out"; runs=1; settle=3
     measure "cp $label" "$work/copy" cp -r "$src" "$work/copy"
     cw=$best_wall; cp_faults=$(faults)
     rm -rf "$work/copy"
-    measure "$label export" "$out" build/hf2onnx export -q --no-verify --layout optimum "$@" "$src" "$out"
-    ew=$best_wall; ex_rss=$best_rss; ex_faults=$(faults)
+    measure "$label export" "$out" build/hf2onnx export -v --no-verify --layout optimum "$@" "$src" "$out"
+    ew=$best_wall; ex_rss=$best_rss; ex_faults=$(faults); ex_write_faults=$(write_faults); settle=0
     cp_walls+="${cp_walls:+ / }$cw"; ex_walls+="${ex_walls:+ / }$ew"
     r=$(awk "BEGIN{printf \"%.2f\", $ew/$cw}"); ratios+="${ratios:+ / }$r"; list+="$r\n"
   done
@@ -59,7 +65,7 @@ pairs() {
 
 pairs 3 1.1b "$l" "$work/llama-onnx"
 lcp_walls=$cp_walls; l_walls=$ex_walls; l_ratios=$ratios; l_ratio=$ratio_median; l_rss=$ex_rss
-l_faults=$ex_faults; lcp_faults=$cp_faults
+l_faults=$ex_faults; l_write_faults=$ex_write_faults; lcp_faults=$cp_faults
 l_out=$(cat "$work/llama-onnx"/model.onnx* | wc -c)
 rm -rf "$work/llama-onnx"
 
@@ -75,7 +81,7 @@ mf_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
 rm -rf "$work/mistral-onnx"
 pairs 3 7b "$m" "$work/mistral-onnx" --keep-weight-dtype
 cp_walls7=$cp_walls; m_walls=$ex_walls; m_ratios=$ratios; m_ratio=$ratio_median; m_rss=$ex_rss
-m_faults=$ex_faults; cp_faults7=$cp_faults
+m_faults=$ex_faults; m_write_faults=$ex_write_faults; cp_faults7=$cp_faults
 m_out=$(cat "$work/mistral-onnx"/model.onnx* | wc -c)
 runs=1
 measure "mistral quantize" "$work/mistral-onnx/model_quantized.onnx" \
@@ -101,18 +107,19 @@ Greedy generation (\`tools/ort_generate.mjs\`, 1 thread, batch 1, 128-token prom
 INT8 ${q_int8}.
 
 Export next to \`cp -r\` of the same checkpoint, page cache warm, in alternating pairs (cp, export, cp, export, ...;
-each run removes both outputs and syncs first); the ratio is taken pair by pair. Page faults and RSS are the last
-run's. Any process that loads libtorch and traces the tiny Llama fixture takes ${tiny_faults} minor faults (the
-export of models/llama), whatever the model's size.
+each run removes both outputs, syncs and waits 3 s first); the ratio is taken pair by pair. Page faults and RSS are
+the last run's. Any process that loads libtorch and traces the tiny Llama fixture takes ${tiny_faults} minor faults
+(the export of models/llama), whatever the model's size; the trace of a bigger model adds a few thousand (its
+activations). "While writing" is the write stage's share (the export's \`-v\` lines count faults after each stage).
 
-| step | wall (each run) | export/cp per pair (median) | peak RSS | minor page faults (per GB written; exports: beyond the fixed ones) | written |
-|---|---|---|---|---|---|
-| \`cp -r\` of the 1.1B Llama (float32) | ${lcp_walls} s | | | ${lcp_faults} ($(per_gb $lcp_faults $l_bytes)) | $(gb $l_bytes) GB |
-| export of it | ${l_walls} s | ${l_ratios} (**${l_ratio}**) | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(beyond $l_faults $l_out)) | $(gb $l_out) GB |
-| \`cp -r\` of the Mistral-7B-shaped (bfloat16, 5 GB shards) | ${cp_walls7} s | | | ${cp_faults7} ($(per_gb $cp_faults7 $m_bytes)) | $(gb $m_bytes) GB |
-| export of it, \`--keep-weight-dtype\` (external data, bfloat16) | ${m_walls} s | ${m_ratios} (**${m_ratio}**) | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(beyond $m_faults $m_out)) | $(gb $m_out) GB |
-| quantize of that export | ${mq_wall} s | | $(mb $((mq_rss * 1024))) MB | ${mq_faults} ($(per_gb $mq_faults $mq_out)) | $(gb $mq_out) GB |
-| export of the 7B as float32 (the default; external data), one run | ${mf_wall} s | | $(mb $((mf_rss * 1024))) MB | ${mf_faults} ($(beyond $mf_faults $mf_out)) | $(gb $mf_out) GB |
+| step | wall (each run) | export/cp per pair (median) | peak RSS | minor page faults, whole process (per GB written; exports: beyond the fixed ones) | of which while writing (per GB written) | written |
+|---|---|---|---|---|---|---|
+| \`cp -r\` of the 1.1B Llama (float32) | ${lcp_walls} s | | | ${lcp_faults} ($(per_gb $lcp_faults $l_bytes)) | all | $(gb $l_bytes) GB |
+| export of it | ${l_walls} s | ${l_ratios} (**${l_ratio}**) | $(mb $((l_rss * 1024))) MB | ${l_faults} ($(beyond $l_faults $l_out)) | ${l_write_faults} ($(per_gb $l_write_faults $l_out)) | $(gb $l_out) GB |
+| \`cp -r\` of the Mistral-7B-shaped (bfloat16, 5 GB shards) | ${cp_walls7} s | | | ${cp_faults7} ($(per_gb $cp_faults7 $m_bytes)) | all | $(gb $m_bytes) GB |
+| export of it, \`--keep-weight-dtype\` (external data, bfloat16) | ${m_walls} s | ${m_ratios} (**${m_ratio}**) | $(mb $((m_rss * 1024))) MB | ${m_faults} ($(beyond $m_faults $m_out)) | ${m_write_faults} ($(per_gb $m_write_faults $m_out)) | $(gb $m_out) GB |
+| quantize of that export | ${mq_wall} s | | $(mb $((mq_rss * 1024))) MB | ${mq_faults} ($(per_gb $mq_faults $mq_out)) | | $(gb $mq_out) GB |
+| export of the 7B as float32 (the default; external data), one run | ${mf_wall} s | | $(mb $((mf_rss * 1024))) MB | ${mf_faults} ($(beyond $mf_faults $mf_out)) | | $(gb $mf_out) GB |
 
 Targets: peak RSS ≤ 2 GB for the export and for the quantization; export wall ≤ 2× the \`cp\` time. The default
 7B export writes twice the checkpoint's bytes (bfloat16 becomes float32), so its floor is writing 29 GB;
