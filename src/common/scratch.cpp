@@ -49,7 +49,8 @@ class HugeBuffer {
   size_t bytes_ = 0;
 };
 
-thread_local HugeBuffer scratch_buffers[5];  // scratch_floats' slots, by Scratch
+constexpr int kSlots = static_cast<int>(Scratch::Quantized) + 1;  // the last of Scratch
+thread_local HugeBuffer scratch_buffers[kSlots];                  // scratch_floats' slots, by Scratch
 
 }  // namespace
 

@@ -17,6 +17,7 @@ enum class Scratch {
   Strip,      // transpose_strips' rows in float32
   RawStrip,   // read_as_float32's rows as the file stores them
   Count,      // count_non_finite's chunk read from a file
+  Quantized,  // the quantizer's int8 / uint8 values of a weight being written (the last: scratch.cpp counts on it)
 };
 // A buffer of at least n floats, valid on this thread until the next call with the same slot.
 float* scratch_floats(size_t n, Scratch slot = Scratch::Weight);

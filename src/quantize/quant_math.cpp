@@ -84,7 +84,7 @@ inline int abs_q(uint8_t byte) { return std::abs(static_cast<int>(static_cast<in
 // The scale is the larger of ORT's max|w| / qmax and (largest neighbour pair |w| sum) / limit, so a
 // pair can only exceed the limit through rounding, by at most one step; that step is taken back from
 // the value of the pair that was rounded away from zero the most.
-QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols, const WeightSpec& spec) {
+QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols, const WeightSpec& spec, uint8_t* data) {
   if (!spec.symmetric || spec.type != QType::Int8 || (spec.axis != -1 && spec.axis != 1))
     throw Error("internal: a pair-sum limit needs symmetric int8 weights, per tensor or per column");
   const QRange range = qrange(spec.type, spec.reduce_range, true);
@@ -153,13 +153,13 @@ QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols
     out.scales.push_back(params[g].scale);
     out.zero_points.push_back(params[g].zero_point);
   }
-  out.data.resize(static_cast<size_t>(rows * cols));
+  if (!data) return out;  // scales and zero points only
   parallel_ranges(rows, row_grain, spec.threads, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) {
       if (spec.axis < 0) {
-        quantize_span(x + k * cols, cols, params[0], range, out.data.data() + k * cols);
+        quantize_span(x + k * cols, cols, params[0], range, data + k * cols);
       } else {
-        for (int64_t j = 0; j < cols; ++j) out.data[k * cols + j] = quantize_value(x[k * cols + j], params[j], range);
+        for (int64_t j = 0; j < cols; ++j) data[k * cols + j] = quantize_value(x[k * cols + j], params[j], range);
       }
     }
   });
@@ -168,7 +168,7 @@ QuantizedTensor quantize_pair_limited(const float* x, int64_t rows, int64_t cols
   const int64_t col_grain = std::max<int64_t>(1, spec.grain / std::max<int64_t>(rows, 1));
   parallel_ranges(cols, col_grain, spec.threads, [&](int64_t b, int64_t e) {
     for (int64_t k = 0; k + 1 < rows; ++k) {
-      uint8_t* r0 = &out.data[k * cols];
+      uint8_t* r0 = data + k * cols;
       uint8_t* r1 = r0 + cols;
       for (int64_t j = b; j < e; ++j) {
         for (int excess = abs_q(r0[j]) + abs_q(r1[j]) - spec.pair_sum_limit; excess > 0; --excess) {
@@ -195,13 +195,23 @@ int max_pair_sum(const int8_t* q, int64_t rows, int64_t cols) {
 }
 
 QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec) {
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  std::vector<uint8_t> data(static_cast<size_t>(n));
+  QuantizedTensor out = quantize_tensor_into(x, dims, spec, data.data());
+  out.data = std::move(data);
+  return out;
+}
+
+QuantizedTensor quantize_tensor_into(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec,
+                                     uint8_t* data) {
   if (std::fegetround() != FE_TONEAREST) std::fesetround(FE_TONEAREST);
   int64_t n = 1;
   for (auto d : dims) n *= d;
   check_finite(x, n);
   if (spec.pair_sum_limit > 0) {
     if (dims.size() != 2) throw Error("internal: a pair-sum limit needs a rank-2 weight");
-    return quantize_pair_limited(x, dims[0], dims[1], spec);
+    return quantize_pair_limited(x, dims[0], dims[1], spec, data);
   }
   const QType type = spec.type;
   const bool symmetric = spec.symmetric;
@@ -209,7 +219,6 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
   const int64_t kGrain = spec.grain;
   const QRange range = qrange(type, spec.reduce_range, symmetric);
   QuantizedTensor out;
-  out.data.resize(static_cast<size_t>(n));
   if (axis < 0) {
     std::mutex m;
     float lo = 0, hi = 0;  // the range always includes 0
@@ -224,8 +233,8 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
       hi = std::max(hi, h);
     });
     QParams p = compute_params(lo, hi, range, symmetric);
-    parallel_ranges(n, kGrain, spec.threads,
-                    [&](int64_t b, int64_t e) { quantize_span(x + b, e - b, p, range, out.data.data() + b); });
+    if (data)
+      parallel_ranges(n, kGrain, spec.threads, [&](int64_t b, int64_t e) { quantize_span(x + b, e - b, p, range, data + b); });
     out.scales = {p.scale};
     out.zero_points = {p.zero_point};
     return out;
@@ -248,6 +257,7 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
     out.scales.push_back(params[c].scale);
     out.zero_points.push_back(params[c].zero_point);
   }
+  if (!data) return out;  // scales and zero points only
   if (inner == 1) {  // the usual case, MatMul weights [K, N] per output column: walk row by row
     std::vector<float> scale(channels), zp(channels);
     for (int64_t c = 0; c < channels; ++c) {
@@ -258,7 +268,7 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
     parallel_ranges(outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(channels, 1)), spec.threads, [&](int64_t row_begin, int64_t row_end) {
     for (int64_t o = row_begin; o < row_end; ++o) {
       const float* row = x + o * channels;
-      uint8_t* q = out.data.data() + o * channels;
+      uint8_t* q = data + o * channels;
       for (int64_t c = 0; c < channels; ++c) {
         float v = std::min(std::max(row[c] / scale[c], -4194304.f), 4194304.f);
         q[c] = static_cast<uint8_t>(static_cast<int>(std::min(std::max(round_half_even(v) + zp[c], lo_q), hi_q)));
@@ -269,7 +279,7 @@ QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims
   }
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c)
-      quantize_span(x + (o * channels + c) * inner, inner, params[c], range, out.data.data() + (o * channels + c) * inner);
+      quantize_span(x + (o * channels + c) * inner, inner, params[c], range, data + (o * channels + c) * inner);
   return out;
 }
 

@@ -48,6 +48,10 @@ struct WeightSpec {
 
 // Quantizes a tensor of shape `dims`. Throws on NaN or infinite values.
 QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec);
+// The same with the values written to `data` (room for every value; the result's `data` stays empty), or, when
+// `data` is null, only the scales and zero points computed (the quantizer's first pass over a weight).
+QuantizedTensor quantize_tensor_into(const float* x, const std::vector<int64_t>& dims, const WeightSpec& spec,
+                                     uint8_t* data);
 
 // The same with the common arguments (no pair limit).
 inline QuantizedTensor quantize_tensor(const float* x, const std::vector<int64_t>& dims, QType type, bool symmetric,

@@ -171,7 +171,8 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   spec.pair_sum_limit = pair_sum_limit;
   // Quantizes the source weight (read from its map, converted to float32 and transposed if asked, pages given
   // back afterwards).
-  auto quantize = [source = t, transposed, spec, name]() {
+  // `into`: where the values go (room for every one), or null for the scales and zero points alone.
+  auto quantize = [source = t, transposed, spec, name](uint8_t* into) {
     const TensorBytes bytes = source.bytes();
     const float* values = static_cast<const float*>(bytes.data);
     const int32_t type = source.header.data_type();
@@ -190,25 +191,28 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
     }
     std::vector<int64_t> shape = source.dims();
     if (transposed) shape = {shape[1], shape[0]};
-    quant::QuantizedTensor q =
-        with_context("quantizing '" + name + "'", [&] { return quant::quantize_tensor(values, shape, spec); });
+    quant::QuantizedTensor q = with_context("quantizing '" + name + "'",
+                                            [&] { return quant::quantize_tensor_into(values, shape, spec, into); });
     MappedFile::release_pages(bytes.data, bytes.size);
     return q;
   };
-  // Now for the scales and zero points (small); the quantized values are computed again when the file is
-  // written (the same deterministic computation), so that they are in memory one weight at a time.
-  quant::QuantizedTensor q = quantize();
-  q.data = {};
+  // Now for the scales and zero points (small); the quantized values are computed when the file is written (the
+  // same deterministic computation), so that they are in memory one weight at a time.
+  const quant::QuantizedTensor q = quantize(nullptr);
 
   const int32_t qtype = type == quant::QType::UInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
   QuantizedWeight w{fresh(base + "_quantized"), fresh(base + "_scale"), fresh(base + "_zero_point")};
   LazyTensor weight = LazyTensor::owned(w.data, qtype, dims, std::make_shared<std::vector<uint8_t>>());
   weight.data = nullptr;
-  weight.produce = [quantize, scales = q.scales, zero_points = q.zero_points, name]() {
-    auto again = std::make_shared<quant::QuantizedTensor>(quantize());
-    if (again->scales != scales || again->zero_points != zero_points)
+  const size_t count = static_cast<size_t>(t.numel());
+  weight.produce = [quantize, scales = q.scales, zero_points = q.zero_points, name, count]() {
+    // Into this thread's reused buffer (valid until it produces its next weight, as the writer requires): a fresh
+    // one per weight cost a page fault per 4 KB of every quantized weight.
+    auto* values = reinterpret_cast<uint8_t*>(scratch_floats((count + 3) / 4, Scratch::Quantized));
+    const quant::QuantizedTensor again = quantize(values);
+    if (again.scales != scales || again.zero_points != zero_points)
       throw Error("internal: quantizing '" + name + "' twice gave different scales");
-    return TensorBytes{again->data.data(), again->data.size(), again};
+    return TensorBytes{values, count};
   };
   add_initializer(std::move(weight));
   std::vector<int64_t> param_dims;

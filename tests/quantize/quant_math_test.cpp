@@ -246,5 +246,32 @@ TEST(QuantMath, ThreadedSplitsGiveTheOneThreadResult) {
     }
   }
 }
+
+// The quantizer's two passes: scales and zero points alone (no values written), then the values into a buffer of
+// its own. Each gives what quantize_tensor gives, per tensor, per column, per row (axis 0), with and without the
+// pair limit, and the values pass writes exactly the tensor's bytes.
+TEST(QuantMath, ScalesAloneAndValuesIntoABufferMatchTheWholeResult) {
+  const int64_t rows = 40, cols = 23;
+  auto w = random_weights(rows * cols, 11, 2.f);
+  for (int limit : {0, 128})
+    for (int axis : {-1, 0, 1}) {
+      if (limit && axis == 0) continue;  // the pair limit is per tensor or per column
+      WeightSpec spec;
+      spec.pair_sum_limit = limit;
+      spec.axis = axis;
+      spec.symmetric = true;
+      const QuantizedTensor whole = quantize_tensor(w.data(), {rows, cols}, spec);
+      const QuantizedTensor scales = quantize_tensor_into(w.data(), {rows, cols}, spec, nullptr);
+      EXPECT_EQ(scales.scales, whole.scales) << "limit " << limit << " axis " << axis;
+      EXPECT_EQ(scales.zero_points, whole.zero_points) << "limit " << limit << " axis " << axis;
+      EXPECT_TRUE(scales.data.empty());
+      std::vector<uint8_t> into(static_cast<size_t>(rows * cols) + 1, 0xAB);
+      const QuantizedTensor values = quantize_tensor_into(w.data(), {rows, cols}, spec, into.data());
+      EXPECT_EQ(values.scales, whole.scales);
+      EXPECT_TRUE(values.data.empty());
+      EXPECT_EQ(std::vector<uint8_t>(into.begin(), into.end() - 1), whole.data) << "limit " << limit << " axis " << axis;
+      EXPECT_EQ(into.back(), 0xAB) << "wrote past the end";
+    }
+}
 }  // namespace
 }  // namespace hf2onnx::quant
