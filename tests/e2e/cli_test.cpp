@@ -4,6 +4,8 @@
 #include <regex>
 
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -57,6 +59,27 @@ TEST(Cli, ExportWritesTheHubLayoutAndAReport) {
   EXPECT_EQ(folder.exit_code, 0) << folder.err;
   EXPECT_EQ(folder.out.rfind("== onnx/model.onnx\n", 0), 0u) << folder.out;
   EXPECT_NE(folder.out.find("input_ids"), std::string::npos) << folder.out;
+}
+
+// -v gives each stage's line with the process's peak RSS and minor page faults so far; tools/bench_llm.sh reads
+// the write stage's faults from the lines' difference, so their form is pinned here: every stage in order, the
+// counts positive and never decreasing.
+TEST(Cli, VerboseStageLinesGivePeakMemoryAndPageFaults) {
+  fs::path out = temp_dir("cli_verbose") / "llama";
+  auto r = run_cli("export -v --no-verify --layout optimum '" + (models_dir() / "llama").string() + "' '" +
+                   out.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::regex line(R"(\] (read|build|trace|lower|write): peak RSS so far [0-9.]+ [KMG]?B, ([0-9]+) minor page faults so far)");
+  std::vector<std::string> stages;
+  uint64_t last = 0;
+  for (std::sregex_iterator it(r.err.begin(), r.err.end(), line), end; it != end; ++it) {
+    stages.push_back((*it)[1]);
+    const uint64_t faults = std::stoull((*it)[2]);
+    EXPECT_GT(faults, 0u) << (*it)[0];
+    EXPECT_GE(faults, last) << (*it)[0];
+    last = faults;
+  }
+  EXPECT_EQ(stages, (std::vector<std::string>{"read", "build", "trace", "lower", "write"})) << r.err;
 }
 
 // The demo's last step (tools/demo.sh): both models' outputs side by side, with the labels they predict.
