@@ -54,9 +54,11 @@ thread_local HugeBuffer scratch_buffers[kSlots];                  // scratch_flo
 
 }  // namespace
 
-float* scratch_floats(size_t n, Scratch slot) {
-  return static_cast<float*>(scratch_buffers[static_cast<int>(slot)].get(std::max<size_t>(n, 1) * sizeof(float)));
+uint8_t* scratch_bytes(size_t bytes, Scratch slot) {
+  return static_cast<uint8_t*>(scratch_buffers[static_cast<int>(slot)].get(std::max<size_t>(bytes, 1)));
 }
+
+float* scratch_floats(size_t n, Scratch slot) { return reinterpret_cast<float*>(scratch_bytes(n * sizeof(float), slot)); }
 
 void release_scratch() {
   for (auto& b : scratch_buffers) b.release();
@@ -223,7 +225,7 @@ template <typename Bits>
 uint64_t count_with_mask(const void* p, uint64_t n, Bits exponent) {
   constexpr uint64_t kChunk = (1 << 20) / sizeof(Bits);  // 1 MB at a time when read from a file
   const bool mapped = MappedFile::file_range(p, n * sizeof(Bits)).has_value();
-  Bits* buffer = mapped ? reinterpret_cast<Bits*>(scratch_floats(kChunk * sizeof(Bits) / 4, Scratch::Count)) : nullptr;
+  Bits* buffer = mapped ? reinterpret_cast<Bits*>(scratch_bytes(kChunk * sizeof(Bits), Scratch::Count)) : nullptr;
   uint64_t bad = 0;
   for (uint64_t i = 0; i < n; i += kChunk) {
     const uint64_t k = std::min(n - i, kChunk);

@@ -19,7 +19,9 @@ enum class Scratch {
   Count,      // count_non_finite's chunk read from a file
   Quantized,  // the quantizer's int8 / uint8 values of a weight being written (the last: scratch.cpp counts on it)
 };
-// A buffer of at least n floats, valid on this thread until the next call with the same slot.
+// A buffer of at least `bytes` bytes (2 MB-aligned), valid on this thread until the next call with the same slot.
+uint8_t* scratch_bytes(size_t bytes, Scratch slot);
+// The same, counted in floats.
 float* scratch_floats(size_t n, Scratch slot = Scratch::Weight);
 // Gives this thread's buffers back (the next scratch_floats maps a new one).
 void release_scratch();

@@ -167,8 +167,7 @@ void read_as_float32(const TensorData& t, bool transposed, float* out, uint64_t*
   const size_t es = dtype_size(t.dtype);
   constexpr int64_t kRows = kStripRows;  // transpose_strips' strips, and the plain copy's
   // This thread's reused buffer (2 MB pages): a fresh one per tensor costs its pages' faults each time.
-  auto* raw = reinterpret_cast<uint8_t*>(scratch_floats((static_cast<size_t>(std::min(rows, kRows) * cols) * es + 3) / 4,
-                                                        Scratch::RawStrip));
+  uint8_t* raw = scratch_bytes(static_cast<size_t>(std::min(rows, kRows) * cols) * es, Scratch::RawStrip);
   auto strip = [&](int64_t r0, int64_t count, float* buffer) -> const float* {
     MappedFile::read(t.data + static_cast<size_t>(r0 * cols) * es, static_cast<uint64_t>(count * cols) * es, raw);
     TensorData part = t;

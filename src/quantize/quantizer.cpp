@@ -208,7 +208,7 @@ QuantizedWeight QuantContext::quantize_weight(const std::string& name, quant::QT
   weight.produce = [quantize, scales = q.scales, zero_points = q.zero_points, name, count]() {
     // Into this thread's reused buffer (valid until it produces its next weight, as the writer requires): a fresh
     // one per weight cost a page fault per 4 KB of every quantized weight.
-    auto* values = reinterpret_cast<uint8_t*>(scratch_floats((count + 3) / 4, Scratch::Quantized));
+    uint8_t* values = scratch_bytes(count, Scratch::Quantized);
     const quant::QuantizedTensor again = quantize(values);
     if (again.scales != scales || again.zero_points != zero_points)
       throw Error("internal: quantizing '" + name + "' twice gave different scales");
